@@ -1,0 +1,185 @@
+using System;
+using System.ComponentModel;
+using System.IO;
+using System.Runtime.InteropServices;
+
+namespace XFlowDelivery.Native
+{
+    /// <summary>
+    /// Finds and checks the native engine (xflow_delivery) before the first P/Invoke.
+    ///
+    /// Layout inside the module folder: <c>&lt;os&gt;-&lt;arch&gt;/xflow_delivery.&lt;ext&gt;</c>,
+    /// e.g. <c>linux-x64/xflow_delivery.so</c>, <c>win-x64/xflow_delivery.dll</c>,
+    /// <c>osx-arm64/xflow_delivery.dylib</c>.
+    ///
+    /// PowerShell 7 on Linux/macOS: pwsh's own native-library fallback probes
+    /// <c>&lt;module dir&gt;/&lt;os&gt;-&lt;arch&gt;/</c> for the DllImport name plus the platform
+    /// extension, so no loader code is needed there (measured with pwsh 7.6.9 on Linux).
+    ///
+    /// Windows (Windows PowerShell 5.1 and PowerShell 7): the file is preloaded by full path with
+    /// LoadLibraryExW(LOAD_WITH_ALTERED_SEARCH_PATH). The Windows loader matches already-loaded
+    /// modules by base name, so the later DllImport("xflow_delivery") binds to it.
+    /// NOT RUN HERE: the Windows branch was written for Windows PowerShell 5.1 / PowerShell 7 on
+    /// Windows but could not be executed on this Linux machine.
+    /// </summary>
+    internal static class NativeLibraryLoader
+    {
+        /// <summary>The C ABI version this assembly was written against (xfd_abi_version()).</summary>
+        internal const uint ExpectedAbiVersion = 1;
+
+        internal const string LibraryName = "xflow_delivery";
+
+        private static readonly object Gate = new object();
+        private static bool _verified;
+        private static IntPtr _windowsModule;
+
+        internal static bool IsWindows
+        {
+            get
+            {
+                try
+                {
+                    return RuntimeInformation.IsOSPlatform(OSPlatform.Windows);
+                }
+                catch (Exception)
+                {
+                    // Very old .NET Framework without the RuntimeInformation facade.
+                    return Environment.OSVersion.Platform == PlatformID.Win32NT;
+                }
+            }
+        }
+
+        /// <summary>The folder that holds XFlowDelivery.dll (the module folder).</summary>
+        internal static string ModuleDirectory
+        {
+            get
+            {
+                var location = typeof(NativeLibraryLoader).Assembly.Location;
+                return string.IsNullOrEmpty(location)
+                    ? AppDomain.CurrentDomain.BaseDirectory
+                    : Path.GetDirectoryName(location)!;
+            }
+        }
+
+        /// <summary>e.g. linux-x64, win-x64, osx-arm64.</summary>
+        internal static string RuntimeFolder
+        {
+            get
+            {
+                string os;
+                if (IsWindows) os = "win";
+                else if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX)) os = "osx";
+                else os = "linux";
+                return os + "-" + ArchitectureName;
+            }
+        }
+
+        private static string ArchitectureName
+        {
+            get
+            {
+                try
+                {
+                    switch (RuntimeInformation.ProcessArchitecture)
+                    {
+                        case Architecture.X64: return "x64";
+                        case Architecture.X86: return "x86";
+                        case Architecture.Arm64: return "arm64";
+                        case Architecture.Arm: return "arm";
+                        default: return RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
+                    }
+                }
+                catch (Exception)
+                {
+                    return IntPtr.Size == 8 ? "x64" : "x86";
+                }
+            }
+        }
+
+        internal static string FileName
+        {
+            get
+            {
+                if (IsWindows) return LibraryName + ".dll";
+                if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX)) return LibraryName + ".dylib";
+                return LibraryName + ".so";
+            }
+        }
+
+        /// <summary>Where the native library is expected for this process.</summary>
+        internal static string ExpectedPath => Path.Combine(Path.Combine(ModuleDirectory, RuntimeFolder), FileName);
+
+        /// <summary>
+        /// Loads the native library (Windows: preload by full path) and checks its ABI version.
+        /// Idempotent: Import-Module twice, -Force, and Remove-Module + Import-Module all call it
+        /// again in the same process; after the first success it returns at once.
+        /// </summary>
+        internal static void EnsureLoaded()
+        {
+            lock (Gate)
+            {
+                if (_verified) return;
+                var expectedPath = ExpectedPath;
+
+                if (IsWindows && _windowsModule == IntPtr.Zero)
+                {
+                    // NOT RUN HERE (Windows only).
+                    if (!File.Exists(expectedPath))
+                    {
+                        throw new XFlowDeliveryLoadException(
+                            $"The XFlowDelivery native engine was not found. Expected '{expectedPath}'. " +
+                            "Reinstall the module; it must contain the folder for this platform.");
+                    }
+                    const uint LOAD_WITH_ALTERED_SEARCH_PATH = 0x00000008;
+                    var module = LoadLibraryExW(expectedPath, IntPtr.Zero, LOAD_WITH_ALTERED_SEARCH_PATH);
+                    if (module == IntPtr.Zero)
+                    {
+                        var win32 = new Win32Exception(Marshal.GetLastWin32Error());
+                        throw new XFlowDeliveryLoadException(
+                            $"The XFlowDelivery native engine '{expectedPath}' could not be loaded: {win32.Message} " +
+                            "(is it built for this processor architecture, and is the Visual C++ runtime present?)",
+                            win32);
+                    }
+                    _windowsModule = module; // kept loaded for the life of the process
+                }
+
+                uint actual;
+                try
+                {
+                    actual = NativeMethods.xfd_abi_version();
+                }
+                catch (Exception ex) when (ex is DllNotFoundException || ex is BadImageFormatException || ex is EntryPointNotFoundException)
+                {
+                    throw new XFlowDeliveryLoadException(
+                        $"The XFlowDelivery native engine could not be loaded. Expected '{expectedPath}'" +
+                        (File.Exists(expectedPath) ? " (the file exists but did not load: " + ex.Message + ")." : " (the file is missing)."),
+                        ex);
+                }
+                CheckAbiVersion(actual, expectedPath);
+                _verified = true;
+            }
+        }
+
+        /// <summary>Throws unless the native engine speaks the ABI this assembly expects.</summary>
+        internal static void CheckAbiVersion(uint actual, string path)
+        {
+            if (actual != ExpectedAbiVersion)
+            {
+                throw new XFlowDeliveryLoadException(
+                    $"The XFlowDelivery native engine '{path}' has ABI version {actual}, but this module " +
+                    $"(XFlowDelivery.dll) expects ABI version {ExpectedAbiVersion}. The DLL and the native " +
+                    "library come from different builds; reinstall the module.");
+            }
+        }
+
+        [DllImport("kernel32", CharSet = CharSet.Unicode, SetLastError = true, ExactSpelling = true)]
+        private static extern IntPtr LoadLibraryExW(string lpLibFileName, IntPtr hFile, uint dwFlags);
+    }
+
+    /// <summary>The native engine is missing, did not load, or has the wrong ABI version.</summary>
+    public sealed class XFlowDeliveryLoadException : Exception
+    {
+        public XFlowDeliveryLoadException(string message) : base(message) { }
+        public XFlowDeliveryLoadException(string message, Exception inner) : base(message, inner) { }
+    }
+}

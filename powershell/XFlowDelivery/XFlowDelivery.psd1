@@ -1,0 +1,23 @@
+﻿@{
+    RootModule           = 'XFlowDelivery.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = 'e76db851-af58-47e8-9716-773ace333474'
+    Author               = 'XFlowDelivery contributors'
+    CompanyName          = 'XFlowDelivery contributors'
+    Copyright            = '(c) XFlowDelivery contributors. MIT License.'
+    Description          = 'Fetches pending XFlow deliveries (SD Løn payroll files and Prisme finance postings) over HTTPS and writes each exactly once, verified and atomically, into the import folder of SD Løn or Prisme.'
+    PowerShellVersion    = '5.1'
+    CompatiblePSEditions = @('Desktop', 'Core')
+    FormatsToProcess     = @('XFlowDelivery.Format.ps1xml')
+    CmdletsToExport      = @('Invoke-XFlowDelivery')
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('XFlow', 'SDLoen', 'Prisme', 'Payroll', 'Delivery', 'Windows', 'Linux', 'PSEdition_Desktop', 'PSEdition_Core')
+            ProjectUri = 'https://github.com/xflow-delivery/xflow-delivery'
+            LicenseUri = 'https://github.com/xflow-delivery/xflow-delivery/blob/main/LICENSE'
+        }
+    }
+}
