@@ -1,0 +1,257 @@
+#Requires -Version 7.0
+<#
+.SYNOPSIS
+    Builds the XFlowDelivery PowerShell module (Rust engine + C# cmdlets) into out/XFlowDelivery,
+    and optionally runs all tests (-Test) or a demo against the XFlow simulator (-Demo).
+
+.DESCRIPTION
+    Always a release build:
+      1. cargo build --release -p xflow-delivery-ffi -p xflow-sim
+         (with XFLOW_REGENERATE_BINDINGS=1, so the ffi crate's build.rs rewrites
+         bindings/NativeMethods.g.cs; not on CI or with -NoRegenerate, so that a stale committed
+         binding is caught by the ffi crate's own cargo test instead of being silently fixed)
+      2. dotnet build -c Release powershell/XFlowDelivery/XFlowDelivery.csproj
+      3. out/XFlowDelivery/ = psd1 + dll + Format.ps1xml + <os>-<arch>/xflow_delivery.<so|dll|dylib>
+    -Test : cargo test --workspace, then Pester 5.7.1 on tests/ (restored from NuGet through
+            tests/TestDependencies.proj), then one line "N passed, N failed" for both together.
+            Exit code 1 if anything failed.
+    -Demo : starts target/release/xflow-sim, enqueues sample SD Løn and Prisme deliveries, runs
+            Invoke-XFlowDelivery into temp folders "SD Løn" and "Prisme", shows what landed where,
+            stops the simulator.
+
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Test
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Demo
+#>
+[CmdletBinding()]
+param(
+    # Run cargo test and the Pester tests after building.
+    [switch]$Test,
+    # Run a demo against the simulator after building.
+    [switch]$Demo,
+    # Do not let the ffi build.rs regenerate bindings/NativeMethods.g.cs.
+    [switch]$NoRegenerate
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+# Native commands' exit codes are checked explicitly below.
+$PSNativeCommandUseErrorActionPreference = $false
+
+$Root = $PSScriptRoot
+$OutDir = Join-Path $Root 'out'
+$ModuleOut = Join-Path $OutDir 'XFlowDelivery'
+$ProjectDir = Join-Path $Root 'powershell/XFlowDelivery'
+$PesterVersion = '5.7.1'
+
+function Write-Step([string]$Message) {
+    Write-Host "==> $Message" -ForegroundColor Cyan
+}
+
+function Invoke-Checked {
+    # Runs a native command; throws with the command line if it exits non-zero.
+    param([Parameter(Mandatory)][string]$FilePath, [string[]]$ArgumentList = @())
+    & $FilePath @ArgumentList
+    if ($LASTEXITCODE -ne 0) {
+        throw "'$FilePath $($ArgumentList -join ' ')' failed with exit code $LASTEXITCODE"
+    }
+}
+
+function Assert-Prerequisites {
+    if (-not (Get-Command cargo -ErrorAction SilentlyContinue)) {
+        $cargoBin = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.cargo/bin'
+        if (Test-Path (Join-Path $cargoBin ($IsWindows ? 'cargo.exe' : 'cargo'))) {
+            $env:PATH = $cargoBin + [IO.Path]::PathSeparator + $env:PATH
+        }
+    }
+    if (-not (Get-Command cargo -ErrorAction SilentlyContinue)) {
+        throw 'cargo was not found. Install the Rust toolchain (stable, 1.85 or newer) from rustup, then open a new shell.'
+    }
+    if (-not (Get-Command dotnet -ErrorAction SilentlyContinue)) {
+        throw 'dotnet was not found. Install the .NET SDK 10.'
+    }
+}
+
+function Get-TargetDir {
+    if ($env:CARGO_TARGET_DIR) { return $env:CARGO_TARGET_DIR }
+    return (Join-Path $Root 'target')
+}
+
+function Get-NativeInfo {
+    # The module's native folder (what pwsh's fallback and the Windows preload look for) and the
+    # file cargo produces for the cdylib.
+    $arch = switch ([Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture) {
+        'X64' { 'x64' }
+        'Arm64' { 'arm64' }
+        'X86' { 'x86' }
+        default { "$_".ToLowerInvariant() }
+    }
+    if ($IsWindows) {
+        return [pscustomobject]@{ Rid = "win-$arch"; Built = 'xflow_delivery.dll'; Shipped = 'xflow_delivery.dll' }
+    }
+    if ($IsMacOS) {
+        return [pscustomobject]@{ Rid = "osx-$arch"; Built = 'libxflow_delivery.dylib'; Shipped = 'xflow_delivery.dylib' }
+    }
+    return [pscustomobject]@{ Rid = "linux-$arch"; Built = 'libxflow_delivery.so'; Shipped = 'xflow_delivery.so' }
+}
+
+function Invoke-Build {
+    Assert-Prerequisites
+
+    Write-Step 'cargo build --release (engine, C ABI, simulator)'
+    $regenerate = -not $NoRegenerate -and $env:CI -ne 'true'
+    $previous = $env:XFLOW_REGENERATE_BINDINGS
+    try {
+        if ($regenerate) { $env:XFLOW_REGENERATE_BINDINGS = '1' }
+        else { Remove-Item Env:XFLOW_REGENERATE_BINDINGS -ErrorAction SilentlyContinue }
+        Push-Location $Root
+        try {
+            Invoke-Checked cargo @('build', '--release', '-p', 'xflow-delivery-ffi', '-p', 'xflow-sim')
+        }
+        finally { Pop-Location }
+    }
+    finally {
+        if ($null -eq $previous) { Remove-Item Env:XFLOW_REGENERATE_BINDINGS -ErrorAction SilentlyContinue }
+        else { $env:XFLOW_REGENERATE_BINDINGS = $previous }
+    }
+
+    Write-Step 'dotnet build -c Release (PowerShell module)'
+    Invoke-Checked dotnet @('build', (Join-Path $ProjectDir 'XFlowDelivery.csproj'), '-c', 'Release', '-nologo', '-v:minimal')
+
+    Write-Step "assemble $ModuleOut"
+    $native = Get-NativeInfo
+    $builtNative = Join-Path (Get-TargetDir) "release/$($native.Built)"
+    if (-not (Test-Path -LiteralPath $builtNative)) {
+        throw "The native library was not built: '$builtNative' is missing."
+    }
+    $managedOut = Join-Path $ProjectDir 'bin/Release/netstandard2.0'
+    if (Test-Path -LiteralPath $ModuleOut) {
+        Remove-Item -LiteralPath $ModuleOut -Recurse -Force
+    }
+    $nativeDir = Join-Path $ModuleOut $native.Rid
+    New-Item -ItemType Directory -Path $nativeDir -Force | Out-Null
+    foreach ($file in 'XFlowDelivery.dll', 'XFlowDelivery.psd1', 'XFlowDelivery.Format.ps1xml') {
+        Copy-Item -LiteralPath (Join-Path $managedOut $file) -Destination $ModuleOut
+    }
+    Copy-Item -LiteralPath $builtNative -Destination (Join-Path $nativeDir $native.Shipped)
+    Get-ChildItem -LiteralPath $ModuleOut -Recurse -File |
+        ForEach-Object { Write-Host ('    ' + [IO.Path]::GetRelativePath($Root, $_.FullName)) }
+}
+
+function Invoke-CargoTests {
+    # Returns @{ Passed; Failed }. Streams cargo's output and sums every
+    # "test result: ok. N passed; M failed" line (unit, integration and doc tests).
+    Write-Step 'cargo test --workspace'
+    $passed = 0
+    $failed = 0
+    Push-Location $Root
+    try {
+        # stdout (the test results) is read line by line; stderr (compile progress) goes to the console.
+        & cargo test --workspace | ForEach-Object {
+            $line = "$_"
+            Write-Host $line
+            if ($line -match 'test result: \w+\. (\d+) passed; (\d+) failed') {
+                $passed += [int]$Matches[1]
+                $failed += [int]$Matches[2]
+            }
+        }
+        $exit = $LASTEXITCODE
+    }
+    finally { Pop-Location }
+    if ($exit -ne 0 -and $failed -eq 0) {
+        Write-Host "cargo test exited with $exit without a failing test (build error?): counted as 1 failure" -ForegroundColor Red
+        $failed = 1
+    }
+    return @{ Passed = $passed; Failed = $failed }
+}
+
+function Get-PesterModulePath {
+    $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES }
+                else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    return (Join-Path $packages "pester/$PesterVersion/tools/Pester.psd1")
+}
+
+function Invoke-PesterTests {
+    Write-Step "Pester $PesterVersion (restored from NuGet via tests/TestDependencies.proj)"
+    $pester = Get-PesterModulePath
+    if (-not (Test-Path -LiteralPath $pester)) {
+        Invoke-Checked dotnet @('restore', (Join-Path $Root 'tests/TestDependencies.proj'), '-nologo', '-v:minimal')
+    }
+    if (-not (Test-Path -LiteralPath $pester)) {
+        throw "Pester $PesterVersion was restored but '$pester' does not exist (NUGET_PACKAGES?)."
+    }
+    Get-Module Pester | Remove-Module -Force
+    Import-Module $pester -Force
+
+    $config = New-PesterConfiguration
+    $config.Run.Path = (Join-Path $Root 'tests')
+    $config.Run.PassThru = $true
+    $config.Run.Exit = $false
+    $config.Output.Verbosity = 'Detailed'
+    $config.TestResult.Enabled = $true
+    $config.TestResult.OutputFormat = 'NUnitXml'
+    $config.TestResult.OutputPath = (Join-Path $OutDir 'pester-results.xml')
+
+    # The tests run with PowerShell's defaults, not this script's strict mode / Stop preference.
+    $result = & {
+        Set-StrictMode -Off
+        $ErrorActionPreference = 'Continue'
+        Invoke-Pester -Configuration $config
+    }
+    $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
+    return @{ Passed = $result.PassedCount; Failed = $failed }
+}
+
+function Invoke-Demo {
+    Import-Module (Join-Path $Root 'tests/TestHelpers.psm1') -Force
+    $work = Join-Path ([IO.Path]::GetTempPath()) ("xflow-demo-" + [Guid]::NewGuid().ToString('N').Substring(0, 8))
+    $sdLoen = Join-Path $work 'SD Løn'
+    $prisme = Join-Path $work 'Prisme'
+    $state = Join-Path $work 'state'
+    New-Item -ItemType Directory -Path $sdLoen, $prisme, $state -Force | Out-Null
+
+    Write-Step 'start the XFlow simulator'
+    $sim = Start-XFlowSim
+    try {
+        Write-Host "    simulator API: $($sim.BaseUrl)   control: $($sim.ControlUrl)"
+        Write-Step 'enqueue sample deliveries for SD Løn and Prisme'
+        Invoke-XFlowSimControl -Sim $sim -Method POST -Path 'generate' -Body @{
+            count = 3; systems = @('SDLoen', 'Prisme'); kind = 'sample'
+        } | Out-Null
+
+        Write-Step 'Invoke-XFlowDelivery'
+        Import-Module (Join-Path $ModuleOut 'XFlowDelivery.psd1') -Force
+        $token = ConvertTo-SecureString $sim.Token -AsPlainText -Force
+        $delivered = Invoke-XFlowDelivery -BaseUrl $sim.BaseUrl -ApiToken $token `
+            -SdLoenPath $sdLoen -PrismePath $prisme -StatePath $state `
+            -CaCertificatePath $sim.CaPath -Verbose
+        $delivered | Format-Table | Out-Host
+
+        Write-Step "what landed where (under $work)"
+        Get-ChildItem -LiteralPath $sdLoen, $prisme -File -Force |
+            Select-Object @{ n = 'Folder'; e = { $_.Directory.Name } }, Name, Length, LastWriteTime |
+            Format-Table -AutoSize | Out-Host
+    }
+    finally {
+        Write-Step 'stop the simulator'
+        Stop-XFlowSim -Sim $sim
+    }
+}
+
+Invoke-Build
+
+if ($Demo) {
+    Invoke-Demo
+}
+
+if ($Test) {
+    $cargo = Invoke-CargoTests
+    $pester = Invoke-PesterTests
+    $passed = $cargo.Passed + $pester.Passed
+    $failed = $cargo.Failed + $pester.Failed
+    Write-Host "cargo: $($cargo.Passed) passed, $($cargo.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
+    [Console]::Out.WriteLine("$passed passed, $failed failed")
+    if ($failed -gt 0) { exit 1 }
+}
+exit 0
