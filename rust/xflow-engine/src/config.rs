@@ -1,0 +1,336 @@
+//! Run configuration as it arrives from the cmdlet (JSON, camelCase) and its validation. A run
+//! starts only from a `ValidatedConfig`, so nothing is written after a validation error.
+
+use crate::error::{EngineError, Result};
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// The two systems XFlow delivers to. The wire names are XFlow's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+pub enum System {
+    #[serde(rename = "SDLoen")]
+    SdLoen,
+    #[serde(rename = "Prisme")]
+    Prisme,
+}
+
+impl System {
+    pub const ALL: [System; 2] = [System::SdLoen, System::Prisme];
+
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            System::SdLoen => "SDLoen",
+            System::Prisme => "Prisme",
+        }
+    }
+
+    pub fn from_wire(name: &str) -> Option<System> {
+        System::ALL.into_iter().find(|s| s.wire_name() == name)
+    }
+}
+
+/// `Ack`: the server keeps a delivery until we acknowledge it. `None`: the server forgets a
+/// delivery as soon as it has handed it out (how the original script works).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+pub enum AckMode {
+    #[default]
+    Ack,
+    None,
+}
+
+/// The API token. Its `Debug` is redacted so that it cannot leak through a log or a panic
+/// message, and it is only ever read when building the request header.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunConfig {
+    pub base_url: String,
+    pub api_token: ApiToken,
+    #[serde(default)]
+    pub sd_loen_path: Option<PathBuf>,
+    #[serde(default)]
+    pub prisme_path: Option<PathBuf>,
+    pub state_path: PathBuf,
+    #[serde(default)]
+    pub ca_certificate_path: Option<PathBuf>,
+    #[serde(default)]
+    pub ack_mode: AckMode,
+    #[serde(default = "default_timeout_sec")]
+    pub timeout_sec: u64,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    #[serde(default)]
+    pub what_if: bool,
+    #[serde(default = "default_auth_header")]
+    pub auth_header_name: String,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    #[serde(default = "default_max_pages")]
+    pub max_pages: u32,
+}
+
+fn default_timeout_sec() -> u64 {
+    100
+}
+fn default_auth_header() -> String {
+    "publicApiToken".to_owned()
+}
+fn default_page_size() -> u32 {
+    100
+}
+fn default_max_pages() -> u32 {
+    1000
+}
+
+/// A configuration whose URL, token and folders have been checked.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    pub base_url: Url,
+    pub api_token: ApiToken,
+    pub folders: Vec<(System, PathBuf)>,
+    pub state_path: PathBuf,
+    pub ca_certificate_pem: Option<Vec<u8>>,
+    pub ack_mode: AckMode,
+    pub timeout: Duration,
+    pub what_if: bool,
+    pub auth_header_name: reqwest::header::HeaderName,
+    pub page_size: u32,
+    pub max_pages: u32,
+}
+
+impl ValidatedConfig {
+    pub fn folder_for(&self, system: System) -> Option<&Path> {
+        self.folders
+            .iter()
+            .find(|(s, _)| *s == system)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+impl RunConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        // serde_json's messages name the field and position but never echo string values.
+        serde_json::from_slice(bytes).map_err(|e| EngineError::InvalidConfiguration(e.to_string()))
+    }
+
+    pub fn validate(self) -> Result<ValidatedConfig> {
+        let invalid = |m: String| EngineError::InvalidConfiguration(m);
+        let mut base_url = Url::parse(self.base_url.trim())
+            .map_err(|e| invalid(format!("BaseUrl '{}' is not a URL: {e}", self.base_url)))?;
+        check_scheme(&base_url, self.allow_insecure_http)?;
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(invalid(
+                "BaseUrl must not carry credentials; use the API token".into(),
+            ));
+        }
+        if !base_url.path().ends_with('/') {
+            // So that Url::join appends "deliveries" instead of replacing the last segment.
+            let path = format!("{}/", base_url.path());
+            base_url.set_path(&path);
+        }
+        if self.api_token.expose().trim().is_empty() {
+            return Err(invalid("the API token is empty".into()));
+        }
+        let auth_header_name = reqwest::header::HeaderName::from_bytes(
+            self.auth_header_name.as_bytes(),
+        )
+        .map_err(|_| {
+            invalid(format!(
+                "'{}' is not a valid header name",
+                self.auth_header_name
+            ))
+        })?;
+        if reqwest::header::HeaderValue::from_str(self.api_token.expose()).is_err() {
+            return Err(invalid(
+                "the API token contains characters not allowed in an HTTP header".into(),
+            ));
+        }
+
+        let mut folders = Vec::new();
+        for (system, path) in [
+            (System::SdLoen, self.sd_loen_path),
+            (System::Prisme, self.prisme_path),
+        ] {
+            if let Some(path) = path {
+                require_absolute(&path, system.wire_name())?;
+                folders.push((system, path));
+            }
+        }
+        if folders.is_empty() {
+            return Err(invalid(
+                "no import folder is configured (SdLoenPath or PrismePath)".into(),
+            ));
+        }
+        require_absolute(&self.state_path, "StatePath")?;
+
+        let ca_certificate_pem = match &self.ca_certificate_path {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                invalid(format!(
+                    "cannot read CA certificate {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        if self.timeout_sec == 0 || self.timeout_sec > 3600 {
+            return Err(invalid(format!(
+                "TimeoutSec must be between 1 and 3600, not {}",
+                self.timeout_sec
+            )));
+        }
+        if self.page_size == 0 || self.max_pages == 0 {
+            return Err(invalid("page size and page limit must be positive".into()));
+        }
+
+        Ok(ValidatedConfig {
+            base_url,
+            api_token: self.api_token,
+            folders,
+            state_path: self.state_path,
+            ca_certificate_pem,
+            ack_mode: self.ack_mode,
+            timeout: Duration::from_secs(self.timeout_sec),
+            what_if: self.what_if,
+            auth_header_name,
+            page_size: self.page_size,
+            max_pages: self.max_pages,
+        })
+    }
+}
+
+fn require_absolute(path: &Path, what: &str) -> Result<()> {
+    if path.as_os_str().is_empty() || !path.is_absolute() {
+        return Err(EngineError::InvalidConfiguration(format!(
+            "{what} must be an absolute path, not '{}'",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// https always; plain http only to a loopback address and only when explicitly allowed.
+pub fn check_scheme(url: &Url, allow_insecure_http: bool) -> Result<()> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_insecure_http && is_loopback(url) => Ok(()),
+        "http" => Err(EngineError::InsecureUrl {
+            url: url.to_string(),
+        }),
+        other => Err(EngineError::InvalidConfiguration(format!(
+            "BaseUrl scheme '{other}' is not supported; use https"
+        ))),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> RunConfig {
+        RunConfig {
+            base_url: url.into(),
+            api_token: ApiToken::new("secret-token-123"),
+            sd_loen_path: Some(std::env::temp_dir()),
+            prisme_path: None,
+            state_path: std::env::temp_dir(),
+            ca_certificate_path: None,
+            ack_mode: AckMode::Ack,
+            timeout_sec: 30,
+            allow_insecure_http: false,
+            what_if: false,
+            auth_header_name: default_auth_header(),
+            page_size: 100,
+            max_pages: 10,
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_and_allowed() {
+        let err = config("http://127.0.0.1:8080/api").validate().unwrap_err();
+        assert_eq!(err.error_id(), "InsecureUrl");
+
+        let mut allowed = config("http://127.0.0.1:8080/api");
+        allowed.allow_insecure_http = true;
+        assert!(allowed.validate().is_ok());
+
+        let mut remote = config("http://xflow.example/api");
+        remote.allow_insecure_http = true;
+        assert_eq!(remote.validate().unwrap_err().error_id(), "InsecureUrl");
+
+        let mut v6 = config("http://[::1]:8080/");
+        v6.allow_insecure_http = true;
+        assert!(v6.validate().is_ok());
+    }
+
+    #[test]
+    fn base_url_gets_a_trailing_slash_so_joins_append() {
+        let cfg = config("https://xflow.example/api/v1").validate().unwrap();
+        assert_eq!(
+            cfg.base_url.join("deliveries").unwrap().as_str(),
+            "https://xflow.example/api/v1/deliveries"
+        );
+    }
+
+    #[test]
+    fn relative_folders_and_empty_tokens_are_rejected() {
+        let mut rel = config("https://x.example/");
+        rel.sd_loen_path = Some(PathBuf::from("relative/dir"));
+        assert!(rel.validate().unwrap_err().to_string().contains("absolute"));
+
+        let mut empty = config("https://x.example/");
+        empty.api_token = ApiToken::new("  ");
+        assert!(empty.validate().unwrap_err().to_string().contains("empty"));
+
+        let mut none = config("https://x.example/");
+        none.sd_loen_path = None;
+        assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn the_token_is_redacted_in_debug_output() {
+        let cfg = config("https://x.example/");
+        let text = format!("{cfg:?} {:?}", cfg.clone().validate().unwrap());
+        assert!(!text.contains("secret-token-123"), "{text}");
+    }
+
+    #[test]
+    fn json_errors_do_not_echo_values() {
+        let err = RunConfig::from_json(br#"{"baseUrl":"https://x/","apiToken":42}"#).unwrap_err();
+        assert_eq!(err.error_id(), "InvalidConfiguration");
+        let err =
+            RunConfig::from_json(br#"{"baseUrl":"https://x/","apiToken":"tok-987","bogus":1}"#)
+                .unwrap_err();
+        assert!(!err.to_string().contains("tok-987"));
+    }
+}

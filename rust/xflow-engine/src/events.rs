@@ -1,0 +1,68 @@
+//! What a run reports, in order, to whoever drives it (the cmdlet through the FFI). The
+//! serialised form (`kind` tag, camelCase) is part of the ABI documented in docs/design.md.
+
+use crate::config::System;
+use crate::error::ErrorReport;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Event {
+    Verbose {
+        message: String,
+    },
+    Progress {
+        activity: String,
+        status: String,
+        current: u64,
+        total: Option<u64>,
+    },
+    Delivered(DeliveredFile),
+    /// With WhatIf: what would have been delivered where.
+    Planned(DeliveredFile),
+    Warning {
+        message: String,
+    },
+    /// A non-terminating error, such as one delivery that failed validation.
+    Error(ErrorReport),
+    /// Always the last event of a run.
+    Summary(Summary),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredFile {
+    pub id: String,
+    pub system: System,
+    pub file_name: String,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything offered was delivered (or nothing was pending).
+    Succeeded,
+    /// The run finished, but some deliveries were refused or could not be published.
+    CompletedWithErrors,
+    /// The run stopped on an error; `Summary::error` says which.
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub run_id: String,
+    pub outcome: Outcome,
+    pub delivered: u64,
+    pub failed: u64,
+    /// Deliveries for a system with no configured folder, left pending on the server.
+    pub skipped: u64,
+    pub pages: u64,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub error: Option<ErrorReport>,
+}

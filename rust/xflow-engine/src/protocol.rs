@@ -1,0 +1,343 @@
+//! The XFlow delivery API as seen by the client (contract: docs/protocol.md).
+//!
+//! `GET {base}deliveries?systems=SDLoen,Prisme&limit=N` returns a page of pending deliveries;
+//! `POST {base}deliveries/ack` with `{"ids":[...]}` acknowledges them. The token travels in one
+//! header to the configured origin only: redirects to any other origin are not followed.
+
+use crate::config::{System, ValidatedConfig};
+use crate::error::{EngineError, Result};
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, redirect};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use url::Url;
+
+/// One delivery as the server sends it. Content stays base64 until validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireDelivery {
+    pub id: String,
+    pub system: String,
+    #[serde(default)]
+    pub file_name: String,
+    pub content: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub deliveries: Vec<WireDelivery>,
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+#[derive(Serialize)]
+struct AckRequest<'a> {
+    ids: &'a [String],
+}
+
+/// Retry policy for transient failures (5xx, 429, resets, timeouts).
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// Retry-After values above this are capped, so a server cannot park the run.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    deliveries_url: Url,
+    ack_url: Url,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    pub fn new(cfg: &ValidatedConfig) -> Result<Self> {
+        let mut token = HeaderValue::from_str(cfg.api_token.expose()).map_err(|_| {
+            EngineError::InvalidConfiguration("the API token is not a valid header value".into())
+        })?;
+        token.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(cfg.auth_header_name.clone(), token);
+
+        let origin = cfg.base_url.origin();
+        let policy = redirect::Policy::custom(move |attempt| {
+            if attempt.url().origin() == origin && attempt.previous().len() < 5 {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(policy)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
+            .read_timeout(cfg.timeout)
+            .user_agent(concat!("XFlowDelivery/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &cfg.ca_certificate_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                EngineError::InvalidConfiguration(format!("CA certificate is not PEM: {e}"))
+            })? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| EngineError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        let join = |path: &str| {
+            cfg.base_url
+                .join(path)
+                .map_err(|e| EngineError::InvalidConfiguration(format!("BaseUrl: {e}")))
+        };
+        Ok(Self {
+            http,
+            deliveries_url: join("deliveries")?,
+            ack_url: join("deliveries/ack")?,
+            timeout: cfg.timeout,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn deliveries_url(&self) -> &Url {
+        &self.deliveries_url
+    }
+
+    pub async fn fetch_page(&self, systems: &[System], limit: u32) -> Result<Page> {
+        let mut url = self.deliveries_url.clone();
+        let names: Vec<&str> = systems.iter().map(|s| s.wire_name()).collect();
+        url.query_pairs_mut()
+            .append_pair("systems", &names.join(","))
+            .append_pair("limit", &limit.to_string());
+        let body = self
+            .send_with_retry(&url, || self.http.get(url.clone()))
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| EngineError::ProtocolError {
+            url: self.deliveries_url.to_string(),
+            reason: format!("the deliveries page is not valid JSON: {e}"),
+        })
+    }
+
+    pub async fn ack(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&AckRequest { ids }).expect("ids serialise");
+        self.send_with_retry(&self.ack_url, || {
+            self.http
+                .post(self.ack_url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Sends a request, retrying transient failures with exponential backoff and jitter, and
+    /// returns the body of a 2xx answer. Acknowledging is idempotent, so retrying it is safe.
+    async fn send_with_retry(
+        &self,
+        url: &Url,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>> {
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 1;
+        loop {
+            let outcome = self.send_once(url, request()).await;
+            let wait = match &outcome {
+                Ok(_) => None,
+                Err(failure) if failure.transient && attempt < self.retry.attempts => Some(
+                    failure
+                        .retry_after
+                        .map(|d| d.min(self.retry.max_retry_after))
+                        .unwrap_or_else(|| jitter(delay)),
+                ),
+                Err(_) => None,
+            };
+            match (outcome, wait) {
+                (Ok(body), _) => return Ok(body),
+                (Err(failure), None) => return Err(failure.error),
+                (Err(_), Some(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    delay = (delay * 2).min(self.retry.max_delay);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        url: &Url,
+        request: reqwest::RequestBuilder,
+    ) -> std::result::Result<Vec<u8>, Failure> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_failure(url, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| self.transport_failure(url, e));
+        }
+        let retry_after = parse_retry_after(response.headers());
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let error = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => EngineError::AuthenticationFailed {
+                url: url.to_string(),
+                status: status.as_u16(),
+            },
+            s if s.is_redirection() => EngineError::ProtocolError {
+                url: url.to_string(),
+                reason: format!(
+                    "redirected to {} (HTTP {}); not followed, the token is only sent to the configured origin",
+                    location.as_deref().unwrap_or("an unknown location"),
+                    s.as_u16()
+                ),
+            },
+            s => EngineError::ServerError {
+                url: url.to_string(),
+                status: s.as_u16(),
+                reason: s.canonical_reason().unwrap_or("error").to_owned(),
+            },
+        };
+        Err(Failure {
+            transient: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+            retry_after,
+            error,
+        })
+    }
+
+    fn transport_failure(&self, url: &Url, err: reqwest::Error) -> Failure {
+        let url = url.to_string();
+        let error = if err.is_timeout() {
+            EngineError::Timeout {
+                url,
+                seconds: self.timeout.as_secs(),
+            }
+        } else if err.is_connect() {
+            EngineError::ServerUnreachable {
+                url,
+                reason: error_chain(&err),
+            }
+        } else if err.is_decode() {
+            EngineError::ProtocolError {
+                url,
+                reason: error_chain(&err),
+            }
+        } else {
+            EngineError::ServerUnreachable {
+                url,
+                reason: error_chain(&err),
+            }
+        };
+        Failure {
+            transient: !err.is_builder() && !err.is_redirect(),
+            retry_after: None,
+            error,
+        }
+    }
+}
+
+struct Failure {
+    transient: bool,
+    retry_after: Option<Duration>,
+    error: EngineError,
+}
+
+/// reqwest's own message is generic ("error sending request"); the cause names the real problem
+/// (connection refused, certificate verify failed). URLs in it never carry the token.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(secs as u64))
+}
+
+/// Full jitter keeps many clients from retrying in lockstep.
+fn jitter(delay: Duration) -> Duration {
+    let max = delay.as_millis().max(1) as u64;
+    Duration::from_millis(max / 2 + rand::random::<u64>() % (max / 2 + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_full_delay() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(400));
+            assert!(j >= Duration::from_millis(200) && j <= Duration::from_millis(400));
+        }
+    }
+
+    #[test]
+    fn pages_parse_with_optional_fields() {
+        let page: Page = serde_json::from_str(
+            r#"{"deliveries":[{"id":"1","system":"Prisme","fileName":"a","content":"eA==","sha256":"x"}]}"#,
+        )
+        .unwrap();
+        assert!(!page.has_more);
+        assert_eq!(page.deliveries[0].created_at, None);
+    }
+}

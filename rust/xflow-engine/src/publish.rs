@@ -1,0 +1,269 @@
+//! The publish protocol: a delivered file is never visible under its final name until it is
+//! complete and durable, and an existing file is never replaced.
+//!
+//! 1. `stage`: create `.xflow-<id>-<random>.partial` exclusively in the target folder, write,
+//!    fsync, close.
+//! 2. `commit`: rename it to the final name without replacing; a taken name gets a distinct,
+//!    deterministic name instead.
+//! 3. `fsops::sync_dir` once per folder after a batch of commits, so a page of deliveries costs
+//!    one directory flush.
+//!
+//! The caller journals before (1) and after (3); recovery uses the temp name to find leftovers.
+
+use crate::error::{EngineError, Result};
+use crate::fsops;
+use crate::names;
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Every temp file we create starts with this and ends with `TEMP_SUFFIX`; nothing else in an
+/// import folder is ever touched by recovery.
+pub const TEMP_PREFIX: &str = ".xflow-";
+pub const TEMP_SUFFIX: &str = ".partial";
+
+/// How long a rename blocked by antivirus or the indexer is retried (Windows).
+const TRANSIENT_RENAME_BUDGET: Duration = Duration::from_secs(60);
+
+/// A complete, durable temp file waiting to be renamed into place.
+#[derive(Debug)]
+pub struct StagedFile {
+    pub dir: PathBuf,
+    pub temp_path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Where a committed file ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub path: PathBuf,
+    pub file_name: String,
+}
+
+/// The temp file name for delivery `id`: recognisable as ours, hidden, never an import candidate.
+pub fn temp_name(id: &str) -> String {
+    let id: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(40)
+        .collect();
+    format!(
+        "{TEMP_PREFIX}{id}-{:016x}{TEMP_SUFFIX}",
+        rand::random::<u64>()
+    )
+}
+
+pub fn is_our_temp_file(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Writes `content` to a new temp file in `dir` and makes it durable. A failed flush is never
+/// retried on the same file (after a failed fsync the page cache state is unknown): the file is
+/// discarded and written once more from the start.
+pub fn stage(dir: &Path, id: &str, content: &mut dyn Read) -> Result<StagedFile> {
+    let temp_path = dir.join(temp_name(id));
+    match write_durably(&temp_path, content) {
+        Ok((size, sha256)) => Ok(StagedFile {
+            dir: dir.to_path_buf(),
+            temp_path,
+            size,
+            sha256,
+        }),
+        Err(err) => {
+            let _ = std::fs::remove_file(&temp_path);
+            Err(EngineError::from_io(dir, &err))
+        }
+    }
+}
+
+fn write_durably(path: &Path, content: &mut dyn Read) -> io::Result<(u64, String)> {
+    let mut file = fsops::create_new(path)?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = content.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    file.sync_all()?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Renames a staged file into place under `wanted` (already a safe name), or under a collision
+/// name when `wanted` is taken by another file. Does not flush the folder: see `fsops::sync_dir`.
+pub fn commit(staged: &StagedFile, wanted: &str) -> Result<Published> {
+    const MAX_ATTEMPTS: u32 = 1000;
+    for attempt in 0..MAX_ATTEMPTS {
+        let file_name = if attempt == 0 {
+            wanted.to_owned()
+        } else {
+            names::collision_name(wanted, &staged.sha256, attempt)
+        };
+        let target = staged.dir.join(&file_name);
+        match rename_with_retry(&staged.temp_path, &target, staged.size) {
+            Ok(()) => {
+                return Ok(Published {
+                    path: target,
+                    file_name,
+                });
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(EngineError::from_io(&staged.dir, &err)),
+        }
+    }
+    Err(EngineError::PublishFailed {
+        path: staged.dir.clone(),
+        reason: format!("{MAX_ATTEMPTS} names derived from '{wanted}' are all taken"),
+    })
+}
+
+/// Removes a staged file that will not be published (validation failed later, cancelled).
+pub fn discard(staged: &StagedFile) {
+    let _ = std::fs::remove_file(&staged.temp_path);
+}
+
+/// Retries renames that antivirus or the indexer blocked, for up to a minute. Before each retry
+/// it checks whether the rename happened after all (SMB can report an error for a rename that
+/// went through), so a success is never turned into a collision.
+fn rename_with_retry(from: &Path, to: &Path, size: u64) -> io::Result<()> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match fsops::rename_noreplace(from, to) {
+            Ok(()) => return Ok(()),
+            Err(err) if fsops::is_transient_rename_error(&err) => {
+                if started.elapsed() >= TRANSIENT_RENAME_BUDGET {
+                    return Err(err);
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+                if rename_happened(from, to, size) {
+                    return Ok(());
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn rename_happened(from: &Path, to: &Path, size: u64) -> bool {
+    !from.exists() && std::fs::metadata(to).is_ok_and(|m| m.len() == size)
+}
+
+/// The sha256 of a file, streamed.
+pub fn sha256_of_file(path: &Path) -> io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(hex::encode(hasher.finalize())),
+            n => hasher.update(&buf[..n]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn stage_then_commit_publishes_byte_identical_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("SD Løn");
+        std::fs::create_dir(&folder).unwrap();
+        let content = "Medarbejder;Beløb\r\nÆrø;1200,50\r\n".as_bytes();
+        let staged = stage(&folder, "id-1", &mut &content[..]).unwrap();
+        assert!(is_our_temp_file(
+            staged.temp_path.file_name().unwrap().to_str().unwrap()
+        ));
+        assert_eq!(
+            entries(&folder).len(),
+            1,
+            "only the temp file exists so far"
+        );
+        let published = commit(&staged, "løn.csv").unwrap();
+        fsops::sync_dir(&folder).unwrap();
+        assert_eq!(published.file_name, "løn.csv");
+        assert_eq!(std::fs::read(&published.path).unwrap(), content);
+        assert_eq!(entries(&folder), vec!["løn.csv".to_owned()]);
+        assert_eq!(staged.sha256, sha256_of_file(&published.path).unwrap());
+    }
+
+    #[test]
+    fn taken_names_get_deterministic_distinct_names_and_nothing_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), b"someone else's").unwrap();
+        let first = stage(dir.path(), "id-1", &mut &b"one"[..]).unwrap();
+        let p1 = commit(&first, "a.csv").unwrap();
+        let second = stage(dir.path(), "id-2", &mut &b"one"[..]).unwrap();
+        let p2 = commit(&second, "a.csv").unwrap();
+        let sha8 = &first.sha256[..8];
+        assert_eq!(p1.file_name, format!("a~{sha8}.csv"));
+        assert_eq!(p2.file_name, format!("a~{sha8}-2.csv"));
+        assert_eq!(
+            std::fs::read(dir.path().join("a.csv")).unwrap(),
+            b"someone else's"
+        );
+        assert_eq!(entries(dir.path()).len(), 3);
+    }
+
+    #[test]
+    fn staging_into_a_missing_folder_names_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = stage(&missing, "id", &mut &b"x"[..]).unwrap_err();
+        assert_eq!(err.error_id(), "FolderNotFound");
+        assert!(err.to_string().contains("nope"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn staging_into_a_read_only_folder_is_access_denied_and_leaves_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        if unsafe { libc::geteuid() } == 0 {
+            // root ignores directory permissions; the end-to-end tests cover this as a user.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let err = stage(dir.path(), "id", &mut &b"x"[..]).unwrap_err();
+        assert_eq!(err.error_id(), "AccessDenied");
+    }
+
+    #[test]
+    fn discard_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "id", &mut &b"x"[..]).unwrap();
+        discard(&staged);
+        assert!(entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn temp_names_are_hidden_partial_and_unique() {
+        let a = temp_name("../evil id");
+        let b = temp_name("../evil id");
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with(".xflow-evilid-") && a.ends_with(".partial"),
+            "{a}"
+        );
+        assert!(!is_our_temp_file(".other.partial"));
+    }
+}

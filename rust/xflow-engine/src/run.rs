@@ -1,0 +1,133 @@
+//! A run as a handle: started on its own thread with its own single-threaded tokio runtime, it
+//! reports `Event`s through a bounded channel that the owner drains at its own pace, and it can
+//! be cancelled from any thread. Nothing here calls back into the owner.
+
+use crate::config::{RunConfig, ValidatedConfig};
+use crate::error::{EngineError, Result};
+use crate::events::{Event, Outcome, Summary};
+use crate::pull::{self, Counts};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Enough to keep the run busy while the owner formats output, small enough that a slow reader
+/// holds back the run rather than memory growing with the backlog.
+const EVENT_BUFFER: usize = 256;
+
+pub enum NextEvent {
+    Event(Event),
+    Timeout,
+    Finished,
+}
+
+pub struct Run {
+    events: Option<Receiver<Event>>,
+    cancel: CancellationToken,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Run {
+    /// Validates the configuration (so a bad one fails here, before anything happens) and starts
+    /// the run.
+    pub fn start(config: RunConfig) -> Result<Run> {
+        let config = config.validate()?;
+        let (tx, rx) = mpsc::sync_channel(EVENT_BUFFER);
+        let cancel = CancellationToken::new();
+        let run_cancel = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("xflow-run".into())
+            .spawn(move || execute(config, Reporter { tx }, run_cancel))
+            .map_err(|e| EngineError::Internal(format!("cannot start the run thread: {e}")))?;
+        Ok(Run {
+            events: Some(rx),
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn next_event(&self, timeout: Duration) -> NextEvent {
+        let Some(events) = &self.events else {
+            return NextEvent::Finished;
+        };
+        match events.recv_timeout(timeout) {
+            Ok(event) => NextEvent::Event(event),
+            Err(RecvTimeoutError::Timeout) => NextEvent::Timeout,
+            Err(RecvTimeoutError::Disconnected) => NextEvent::Finished,
+        }
+    }
+
+    /// Asks the run to stop at the next step boundary. Idempotent; callable from any thread.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        // Dropping the receiver unblocks a run waiting for room in the channel.
+        self.events.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Sends events to the owner. Once the owner has gone, events are dropped silently and the
+/// run winds down through its cancellation token.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    tx: SyncSender<Event>,
+}
+
+impl Reporter {
+    pub(crate) fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+    pub(crate) fn verbose(&self, message: impl Into<String>) {
+        self.send(Event::Verbose {
+            message: message.into(),
+        });
+    }
+    pub(crate) fn warning(&self, message: impl Into<String>) {
+        self.send(Event::Warning {
+            message: message.into(),
+        });
+    }
+}
+
+fn execute(config: ValidatedConfig, reporter: Reporter, cancel: CancellationToken) {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let mut counts = Counts::default();
+    let error = match runtime {
+        Ok(rt) => rt
+            .block_on(pull::pull(&config, &reporter, &cancel, &mut counts))
+            .err(),
+        Err(e) => Some(EngineError::Internal(format!(
+            "cannot start the runtime: {e}"
+        ))),
+    };
+    let outcome = match &error {
+        Some(EngineError::Cancelled) => Outcome::Cancelled,
+        Some(_) => Outcome::Failed,
+        None if counts.failed > 0 => Outcome::CompletedWithErrors,
+        None => Outcome::Succeeded,
+    };
+    reporter.send(Event::Summary(Summary {
+        run_id,
+        outcome,
+        delivered: counts.delivered,
+        failed: counts.failed,
+        skipped: counts.skipped,
+        pages: counts.pages,
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: error.map(|e| e.report()),
+    }));
+}
