@@ -24,8 +24,11 @@ namespace XFlowDelivery.Native
     /// </summary>
     internal static class NativeLibraryLoader
     {
-        /// <summary>The C ABI version this assembly was written against (xfd_abi_version()).</summary>
-        internal const uint ExpectedAbiVersion = 1;
+        /// <summary>
+        /// The C ABI version this assembly was compiled against: the XFD_ABI_VERSION constant that
+        /// csbindgen copied from rust/xflow-ffi into the bindings (1). xfd_abi_version() must match.
+        /// </summary>
+        internal const uint ExpectedAbiVersion = NativeMethods.XFD_ABI_VERSION;
 
         internal const string LibraryName = "xflow_delivery";
 

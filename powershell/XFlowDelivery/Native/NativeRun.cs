@@ -2,15 +2,12 @@ using System;
 
 namespace XFlowDelivery.Native
 {
-    /// <summary>Status codes of the C ABI (version 1).</summary>
+    /// <summary>What xfd_run_next_event reported (the failure codes become exceptions).</summary>
     internal enum XfdStatus
     {
-        Ok = 0,
-        Timeout = 1,
-        Finished = 2,
-        Error = -1,
-        Panic = -2,
-        BadArgument = -3,
+        Ok,
+        Timeout,
+        Finished,
     }
 
     /// <summary>
@@ -25,10 +22,10 @@ namespace XFlowDelivery.Native
             var handle = new XfdRunHandle();
             void* run = null;
             XfdBuffer error = default;
-            int status = NativeMethods.xfd_run_start(config.Pointer, (nuint)config.Length, &run, &error);
+            int status = NativeMethods.xfd_run_start(config.Pointer, (UIntPtr)(uint)config.Length, &run, &error);
             try
             {
-                if (status == (int)XfdStatus.Ok && run != null)
+                if (status == NativeMethods.XFD_OK && run != null)
                 {
                     handle.Attach(run);
                     return handle;
@@ -57,12 +54,12 @@ namespace XFlowDelivery.Native
                 int status = NativeMethods.xfd_run_next_event((void*)handle.DangerousGetHandle(), timeoutMs, &buffer);
                 switch (status)
                 {
-                    case (int)XfdStatus.Ok:
-                        engineEvent = EngineJson.ReadEvent(buffer.ptr, (long)buffer.len);
+                    case NativeMethods.XFD_OK:
+                        engineEvent = EngineJson.ReadEvent(buffer.ptr, (long)(ulong)buffer.len);
                         return XfdStatus.Ok;
-                    case (int)XfdStatus.Timeout:
+                    case NativeMethods.XFD_TIMEOUT:
                         return XfdStatus.Timeout;
-                    case (int)XfdStatus.Finished:
+                    case NativeMethods.XFD_FINISHED:
                         return XfdStatus.Finished;
                     default:
                         throw FailureFrom(status, buffer, "xfd_run_next_event");
@@ -78,11 +75,11 @@ namespace XFlowDelivery.Native
         private static XFlowDeliveryException FailureFrom(int status, XfdBuffer buffer, string function)
         {
             EngineError? error = null;
-            if (buffer.ptr != null && buffer.len != 0)
+            if (buffer.ptr != null && (ulong)buffer.len != 0)
             {
                 try
                 {
-                    error = EngineJson.ReadError(buffer.ptr, (long)buffer.len);
+                    error = EngineJson.ReadError(buffer.ptr, (long)(ulong)buffer.len);
                 }
                 catch (Exception)
                 {
@@ -93,9 +90,9 @@ namespace XFlowDelivery.Native
             {
                 string what = status switch
                 {
-                    (int)XfdStatus.Panic => "the native engine panicked",
-                    (int)XfdStatus.BadArgument => "the native engine rejected an argument (bad argument)",
-                    (int)XfdStatus.Ok => "the native engine returned no run handle",
+                    NativeMethods.XFD_PANIC => "the native engine panicked",
+                    NativeMethods.XFD_BAD_ARGUMENT => "the native engine rejected an argument (bad argument)",
+                    NativeMethods.XFD_OK => "the native engine returned no run handle",
                     _ => $"the native engine failed with status {status}",
                 };
                 error = new EngineError

@@ -1,0 +1,187 @@
+# End to end against the XFlow simulator (target/release/xflow-sim): files land byte-identical in
+# folders with "Løn" and spaces in their names, are acknowledged, leave no temp files; a delivery
+# whose content does not match its sha256 is neither written nor acknowledged; the token never
+# shows up anywhere.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Work = New-XFlowTestDirectory -Name 'xflow-delivery'
+    Push-Location $script:Work
+    Import-Module (Get-XFlowModuleManifest) -Force
+    $script:Sim = Start-XFlowSim
+    $script:Token = ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force
+
+    function script:New-RunFolders {
+        $root = New-XFlowTestDirectory -Name 'run'
+        $folders = [pscustomobject]@{
+            Root   = $root
+            SdLoen = Join-Path $root 'Kommune A/SD Løn import'
+            Prisme = Join-Path $root 'Kommune A/Prisme import'
+            State  = Join-Path $root 'XFlow state'
+        }
+        New-Item -ItemType Directory -Path $folders.SdLoen, $folders.Prisme, $folders.State -Force | Out-Null
+        $folders
+    }
+
+    function script:Invoke-Delivery {
+        param($Folders, [hashtable]$Extra = @{})
+        $params = @{
+            BaseUrl           = $script:Sim.BaseUrl
+            ApiToken          = $script:Token
+            SdLoenPath        = $Folders.SdLoen
+            PrismePath        = $Folders.Prisme
+            StatePath         = $Folders.State
+            CaCertificatePath = $script:Sim.CaPath
+            TimeoutSec        = 20
+        }
+        foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
+        Invoke-XFlowDelivery @params
+    }
+
+    function script:Get-SimDeliveries {
+        @((Get-XFlowSimState -Sim $script:Sim).deliveries)
+    }
+}
+
+AfterAll {
+    Stop-XFlowSim -Sim $script:Sim
+    Pop-Location
+    Remove-Item -LiteralPath $script:Work -Recurse -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'Invoke-XFlowDelivery against the simulator' {
+    BeforeEach {
+        Reset-XFlowSim -Sim $script:Sim
+    }
+
+    It 'writes SD Løn and Prisme deliveries byte-identical into folders with Løn and spaces, acknowledged, with no temp files left' {
+        $folders = New-RunFolders
+        $utf8 = [Text.UTF8Encoding]::new($false)
+        $loen = $utf8.GetBytes("CPR;Navn;Beløb`r`n0101011234;Søren Ærø;12345,67`r`n")
+        $prisme = [byte[]](0..255) + $utf8.GetBytes('Prisme;bilag;æøå')
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(
+            @{ System = 'SDLoen'; FileName = 'løn.csv'; Bytes = $loen }
+            @{ System = 'Prisme'; FileName = 'posteringer 2024.txt'; Bytes = $prisme }
+        ) | Out-Null
+
+        $out = @(Invoke-Delivery -Folders $folders)
+
+        $out.Count | Should -Be 2
+        $out | ForEach-Object { $_ | Should -BeOfType ([XFlowDelivery.Model.XFlowDeliveredFile]) }
+        $sd = $out | Where-Object System -EQ 'SDLoen'
+        $pr = $out | Where-Object System -EQ 'Prisme'
+
+        $sdFile = Join-Path $folders.SdLoen 'løn.csv'
+        $prFile = Join-Path $folders.Prisme 'posteringer 2024.txt'
+        Test-Path -LiteralPath $sdFile | Should -BeTrue
+        Test-Path -LiteralPath $prFile | Should -BeTrue
+        (Get-FileHash -LiteralPath $sdFile -Algorithm SHA256).Hash.ToLowerInvariant() | Should -Be (Get-XFlowSha256Hex $loen)
+        (Get-FileHash -LiteralPath $prFile -Algorithm SHA256).Hash.ToLowerInvariant() | Should -Be (Get-XFlowSha256Hex $prisme)
+        $sd.Path | Should -Be $sdFile
+        $sd.Sha256 | Should -Be (Get-XFlowSha256Hex $loen)
+        $sd.Size | Should -Be $loen.Length
+        $pr.Path | Should -Be $prFile
+
+        # Nothing else in the import folders: no .*.partial temp files (hidden ones included).
+        @(Get-ChildItem -LiteralPath $folders.SdLoen -Force -Recurse).Name | Should -Be @('løn.csv')
+        @(Get-ChildItem -LiteralPath $folders.Prisme -Force -Recurse).Name | Should -Be @('posteringer 2024.txt')
+        @(Get-ChildItem -LiteralPath $folders.Root -Force -Recurse -Filter '*.partial').Count | Should -Be 0
+
+        # The server saw both acknowledgements.
+        $state = Get-SimDeliveries
+        $state.Count | Should -Be 2
+        foreach ($d in $state) {
+            $d.state | Should -Be 'acked'
+            $d.ackCount | Should -BeGreaterOrEqual 1
+        }
+
+        # A second run finds nothing new and writes nothing twice.
+        @(Invoke-Delivery -Folders $folders).Count | Should -Be 0
+        @(Get-ChildItem -LiteralPath $folders.SdLoen -Force).Count | Should -Be 1
+    }
+
+    It 'neither writes nor acknowledges a delivery whose content does not match its sha256' {
+        $folders = New-RunFolders
+        $bytes = [Text.Encoding]::UTF8.GetBytes("forkert indhold`n")
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'løn-fejl.csv'; Bytes = $bytes }) | Out-Null
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'wrongSha256'; on = 'get'; nth = 1 } | Out-Null
+
+        $errors = $null
+        $out = @()
+        try {
+            $out = @(Invoke-Delivery -Folders $folders -Extra @{ ErrorAction = 'SilentlyContinue'; ErrorVariable = 'errors' })
+        }
+        catch {
+            $errors = @($_)
+        }
+
+        $out.Count | Should -Be 0
+        @($errors).Count | Should -BeGreaterOrEqual 1
+        @($errors | Where-Object { $_.FullyQualifiedErrorId -like 'HashMismatch,*' }).Count | Should -BeGreaterOrEqual 1
+        @(Get-ChildItem -LiteralPath $folders.SdLoen -Force).Count | Should -Be 0
+        $state = Get-SimDeliveries
+        $state.Count | Should -Be 1
+        $state[0].state | Should -Not -Be 'acked'
+        $state[0].ackCount | Should -Be 0
+    }
+
+    It 'resolves relative paths against the PowerShell location, not the process working directory' {
+        $folders = New-RunFolders
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'Prisme'; FileName = 'relativ.txt'; Bytes = [byte[]](1, 2, 3) }) | Out-Null
+        $processCwd = [Environment]::CurrentDirectory
+        $elsewhere = New-XFlowTestDirectory -Name 'process-cwd'
+        Push-Location $folders.Root
+        try {
+            [Environment]::CurrentDirectory = $elsewhere
+            $out = @(Invoke-XFlowDelivery -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -CaCertificatePath $script:Sim.CaPath `
+                    -SdLoenPath './Kommune A/SD Løn import' -PrismePath 'Kommune A/Prisme import' -StatePath 'XFlow state')
+        }
+        finally {
+            [Environment]::CurrentDirectory = $processCwd
+            Pop-Location
+        }
+        $out.Count | Should -Be 1
+        $expected = Join-Path $folders.Prisme 'relativ.txt'
+        $out[0].Path | Should -Be $expected
+        Test-Path -LiteralPath $expected | Should -BeTrue
+        @(Get-ChildItem -LiteralPath $elsewhere -Force -Recurse).Count | Should -Be 0
+    }
+
+    It 'never shows the API token in any output stream, error or state file' {
+        $folders = New-RunFolders
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [byte[]](65, 66) }) | Out-Null
+        $plain = $script:Sim.Token
+
+        # A successful run with every stream captured.
+        $all = & { Invoke-Delivery -Folders $folders -Extra @{ Verbose = $true; Debug = $false } } *>&1
+        # A failing run (wrong token), and one against a closed port, with the errors captured.
+        $captured = [Collections.Generic.List[object]]::new()
+        $badToken = ConvertTo-SecureString ($plain + '-wrong') -AsPlainText -Force
+        foreach ($case in @(
+                @{ BaseUrl = $script:Sim.BaseUrl; ApiToken = $badToken },
+                @{ BaseUrl = "https://127.0.0.1:$(Get-XFlowFreeTcpPort)/"; ApiToken = $script:Token })) {
+            try {
+                $r = & { Invoke-XFlowDelivery @case -SdLoenPath $folders.SdLoen -StatePath $folders.State -CaCertificatePath $script:Sim.CaPath -TimeoutSec 5 -Verbose } *>&1
+                $captured.AddRange(@($r))
+            }
+            catch { $captured.Add($_) }
+        }
+
+        $text = (@($all) + @($captured) | ForEach-Object {
+                $_ | Out-String -Width 4096
+                if ($_ -is [Management.Automation.ErrorRecord]) {
+                    $_.Exception.ToString()
+                    $_.FullyQualifiedErrorId
+                    "$($_.TargetObject)"
+                    $_ | Format-List * -Force | Out-String -Width 4096
+                }
+            }) -join "`n"
+        $text | Should -Not -BeNullOrEmpty
+        $text.Contains($plain) | Should -BeFalse
+        @($all | Where-Object { $_ -is [XFlowDelivery.Model.XFlowDeliveredFile] }).Count | Should -Be 1
+        @($captured | Where-Object { $_ -is [Management.Automation.ErrorRecord] }).Count | Should -BeGreaterOrEqual 2
+
+        foreach ($file in Get-ChildItem -LiteralPath $folders.State -Recurse -File -Force) {
+            [IO.File]::ReadAllText($file.FullName).Contains($plain) | Should -BeFalse -Because $file.FullName
+        }
+    }
+}

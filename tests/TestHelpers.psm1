@@ -1,0 +1,195 @@
+# Helpers shared by the Pester tests and build.ps1 -Demo: where things are, the XFlow simulator
+# (start/stop/control API), temp folders, hashes, child pwsh processes.
+Set-StrictMode -Version Latest
+
+$script:RepoRoot = Split-Path -Parent $PSScriptRoot
+
+function Get-XFlowRepoRoot { $script:RepoRoot }
+
+function Get-XFlowTargetDir {
+    if ($env:CARGO_TARGET_DIR) { return $env:CARGO_TARGET_DIR }
+    Join-Path $script:RepoRoot 'target'
+}
+
+function Get-XFlowModuleManifest {
+    # The built module (build.ps1 assembles it); tests never import from the source tree.
+    Join-Path $script:RepoRoot 'out/XFlowDelivery/XFlowDelivery.psd1'
+}
+
+function Get-XFlowSimPath {
+    $name = if ($IsWindows) { 'xflow-sim.exe' } else { 'xflow-sim' }
+    Join-Path (Get-XFlowTargetDir) "release/$name"
+}
+
+function New-XFlowTestToken {
+    # Recognisable, so a leak is easy to find in any output.
+    'xft-secret-' + [Guid]::NewGuid().ToString('N')
+}
+
+function New-XFlowTestDirectory {
+    param([string]$Name = 'xflow-test')
+    $dir = Join-Path ([IO.Path]::GetTempPath()) ($Name + '-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
+    New-Item -ItemType Directory -Path $dir -Force | Select-Object -ExpandProperty FullName
+}
+
+function Get-XFlowSha256Hex {
+    param([Parameter(Mandatory)][byte[]]$Bytes)
+    $sha = [Security.Cryptography.SHA256]::Create()
+    try { ([BitConverter]::ToString($sha.ComputeHash($Bytes)) -replace '-', '').ToLowerInvariant() }
+    finally { $sha.Dispose() }
+}
+
+function Get-XFlowFreeTcpPort {
+    # A loopback port nobody listens on (bound, read, released).
+    $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+    $listener.Start()
+    try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
+}
+
+function Get-XFlowPwshCommand {
+    # How to start another pwsh like this one. Under `dotnet pwsh` (local .NET tool) the process
+    # is dotnet itself running pwsh.dll.
+    $exe = [Environment]::ProcessPath
+    $leaf = [IO.Path]::GetFileNameWithoutExtension($exe)
+    if ($leaf -eq 'pwsh') { return [pscustomobject]@{ FilePath = $exe; Prefix = @() } }
+    [pscustomobject]@{ FilePath = $exe; Prefix = @((Join-Path $PSHOME 'pwsh.dll')) }
+}
+
+function Invoke-XFlowChildPwsh {
+    # Runs a script file in a fresh `pwsh -NoProfile -NonInteractive -File`; returns its exit code
+    # and its combined output (one string).
+    param([Parameter(Mandatory)][string]$ScriptPath, [string[]]$ArgumentList = @(), [string]$WorkingDirectory = [IO.Path]::GetTempPath())
+    $pwsh = Get-XFlowPwshCommand
+    $psi = [Diagnostics.ProcessStartInfo]::new($pwsh.FilePath)
+    foreach ($a in $pwsh.Prefix) { $psi.ArgumentList.Add($a) }
+    foreach ($a in '-NoProfile', '-NonInteractive', '-File', $ScriptPath) { $psi.ArgumentList.Add($a) }
+    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
+    $psi.WorkingDirectory = $WorkingDirectory
+    $psi.UseShellExecute = $false
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.RedirectStandardInput = $true
+    $p = [Diagnostics.Process]::Start($psi)
+    $p.StandardInput.Close()
+    $out = $p.StandardOutput.ReadToEndAsync()
+    $err = $p.StandardError.ReadToEndAsync()
+    if (-not $p.WaitForExit(120000)) {
+        $p.Kill($true)
+        throw "child pwsh did not finish within 120 s: $ScriptPath"
+    }
+    $p.WaitForExit()
+    [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $out.Result + $err.Result }
+}
+
+function Start-XFlowSim {
+    <#
+    .SYNOPSIS
+        Starts target/release/xflow-sim on a free loopback port and waits for its ready line
+        {"baseUrl","controlUrl","caPath","pid"}. The token goes through the environment
+        (XFLOW_SIM_TOKEN), never the command line.
+    #>
+    param([string]$Token = (New-XFlowTestToken), [int]$ReadyTimeoutSec = 60)
+    $exe = Get-XFlowSimPath
+    if (-not (Test-Path -LiteralPath $exe)) {
+        throw "The XFlow simulator is not built: '$exe' is missing. Run ./build.ps1 first."
+    }
+    $stateDir = New-XFlowTestDirectory -Name 'xflow-sim-state'
+    $psi = [Diagnostics.ProcessStartInfo]::new($exe)
+    foreach ($a in 'serve', '--port', '0', '--state-dir', $stateDir) { $psi.ArgumentList.Add($a) }
+    $psi.UseShellExecute = $false
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.RedirectStandardInput = $true
+    $psi.Environment['XFLOW_SIM_TOKEN'] = $Token
+    $process = [Diagnostics.Process]::Start($psi)
+    $process.StandardInput.Close()
+    # Drain stderr all the time (a full pipe would block the simulator); kept for diagnostics.
+    $stderr = $process.StandardError.ReadToEndAsync()
+    $readLine = $process.StandardOutput.ReadLineAsync()
+    if (-not $readLine.Wait([TimeSpan]::FromSeconds($ReadyTimeoutSec)) -or $null -eq $readLine.Result) {
+        if (-not $process.HasExited) { $process.Kill($true) }
+        $process.WaitForExit(5000) | Out-Null
+        $log = if ($stderr.Wait(2000)) { $stderr.Result } else { '' }
+        throw "The XFlow simulator did not print its ready line within $ReadyTimeoutSec s. stderr:`n$log"
+    }
+    $ready = $readLine.Result | ConvertFrom-Json
+    # Keep draining stdout too.
+    $stdout = $process.StandardOutput.ReadToEndAsync()
+    [pscustomobject]@{
+        Process    = $process
+        BaseUrl    = [string]$ready.baseUrl
+        ControlUrl = [string]$ready.controlUrl
+        CaPath     = [string]$ready.caPath
+        Token      = $Token
+        StateDir   = $stateDir
+        Stdout     = $stdout
+        Stderr     = $stderr
+    }
+}
+
+function Stop-XFlowSim {
+    param($Sim)
+    if ($null -eq $Sim) { return }
+    try {
+        if (-not $Sim.Process.HasExited) {
+            $Sim.Process.Kill($true)
+        }
+        $Sim.Process.WaitForExit(10000) | Out-Null
+    }
+    finally {
+        $Sim.Process.Dispose()
+        Remove-Item -LiteralPath $Sim.StateDir -Recurse -Force -ErrorAction SilentlyContinue
+    }
+}
+
+function Get-XFlowSimLog {
+    param($Sim)
+    if ($Sim.Stderr.IsCompleted) { return $Sim.Stderr.Result }
+    '(simulator still running; stderr not complete)'
+}
+
+function Invoke-XFlowSimControl {
+    <#
+    .SYNOPSIS
+        Calls the simulator's control API (loopback only). Its certificate is the simulator's own
+        CA; certificate checks are skipped for this loopback control channel only, never for
+        the delivery API that the module talks to.
+    #>
+    param(
+        [Parameter(Mandatory)]$Sim,
+        [ValidateSet('GET', 'POST', 'PUT', 'DELETE')][string]$Method = 'GET',
+        [Parameter(Mandatory)][string]$Path,
+        $Body
+    )
+    $uri = [Uri]($Sim.ControlUrl.TrimEnd('/') + '/' + $Path.TrimStart('/'))
+    if (-not $uri.IsLoopback) { throw "refusing to call a control API that is not on loopback: $uri" }
+    $params = @{ Uri = $uri; Method = $Method }
+    if ($uri.Scheme -eq 'https') { $params.SkipCertificateCheck = $true }
+    if ($PSBoundParameters.ContainsKey('Body')) {
+        $json = if ($Body -is [string]) { $Body } else { ConvertTo-Json -InputObject $Body -Depth 20 -Compress }
+        $params.Body = [Text.Encoding]::UTF8.GetBytes($json)
+        $params.ContentType = 'application/json; charset=utf-8'
+    }
+    Invoke-RestMethod @params
+}
+
+function Reset-XFlowSim {
+    param([Parameter(Mandatory)]$Sim)
+    Invoke-XFlowSimControl -Sim $Sim -Method POST -Path 'reset' | Out-Null
+}
+
+function Add-XFlowSimDelivery {
+    # Enqueues deliveries with known bytes: @{ System='SDLoen'; FileName='løn.csv'; Bytes=[byte[]] }.
+    param([Parameter(Mandatory)]$Sim, [Parameter(Mandatory)][object[]]$Delivery)
+    $list = foreach ($d in $Delivery) {
+        @{ system = $d.System; fileName = $d.FileName; contentBase64 = [Convert]::ToBase64String([byte[]]$d.Bytes) }
+    }
+    Invoke-XFlowSimControl -Sim $Sim -Method POST -Path 'deliveries' -Body @{ deliveries = @($list) }
+}
+
+function Get-XFlowSimState {
+    param([Parameter(Mandatory)]$Sim)
+    Invoke-XFlowSimControl -Sim $Sim -Method GET -Path 'state'
+}
+
+Export-ModuleMember -Function *
