@@ -26,7 +26,7 @@ Describe 'Module manifest' {
         $info.PowerShellVersion | Should -Be ([version]'5.1')
     }
 
-    It 'ships the native engine for this platform in <os>-<arch>/' {
+    It 'ships the native engine for this platform in an os-arch folder' {
         $module = Get-Module XFlowDelivery
         $native = Get-ChildItem -LiteralPath $module.ModuleBase -Directory |
             Get-ChildItem -File -Filter 'xflow_delivery.*'
