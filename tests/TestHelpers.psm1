@@ -100,7 +100,11 @@ function Start-XFlowSim {
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
     $psi.RedirectStandardInput = $true
+    $controlToken = 'ctl-' + [Guid]::NewGuid().ToString('N')
+    # Secrets through the environment only; nothing inherited from the caller's XFLOW_SIM_* vars.
+    foreach ($name in @($psi.Environment.Keys | Where-Object { $_ -like 'XFLOW_SIM_*' })) { [void]$psi.Environment.Remove($name) }
     $psi.Environment['XFLOW_SIM_TOKEN'] = $Token
+    $psi.Environment['XFLOW_SIM_CONTROL_TOKEN'] = $controlToken
     $process = [Diagnostics.Process]::Start($psi)
     $process.StandardInput.Close()
     # Drain stderr all the time (a full pipe would block the simulator); kept for diagnostics.
@@ -121,6 +125,7 @@ function Start-XFlowSim {
         ControlUrl = [string]$ready.controlUrl
         CaPath     = [string]$ready.caPath
         Token      = $Token
+        ControlToken = $controlToken
         StateDir   = $stateDir
         Stdout     = $stdout
         Stderr     = $stderr
@@ -163,7 +168,7 @@ function Invoke-XFlowSimControl {
     )
     $uri = [Uri]($Sim.ControlUrl.TrimEnd('/') + '/' + $Path.TrimStart('/'))
     if (-not $uri.IsLoopback) { throw "refusing to call a control API that is not on loopback: $uri" }
-    $params = @{ Uri = $uri; Method = $Method }
+    $params = @{ Uri = $uri; Method = $Method; Headers = @{ 'X-Control-Token' = $Sim.ControlToken } }
     if ($uri.Scheme -eq 'https') { $params.SkipCertificateCheck = $true }
     if ($PSBoundParameters.ContainsKey('Body')) {
         $json = if ($Body -is [string]) { $Body } else { ConvertTo-Json -InputObject $Body -Depth 20 -Compress }
