@@ -146,6 +146,33 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         @(Get-ChildItem -LiteralPath $elsewhere -Force -Recurse).Count | Should -Be 0
     }
 
+    It 'stops promptly when the pipeline is stopped (Ctrl+C), writing and acknowledging nothing' {
+        $folders = New-RunFolders
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'stop.csv'; Bytes = [byte[]](1, 2, 3) }) | Out-Null
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'delayMs'; on = 'get'; nth = 1; params = @{ ms = 30000 } } | Out-Null
+
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddCommand('Import-Module').AddParameter('Name', (Get-XFlowModuleManifest)).AddStatement()
+            $null = $ps.AddCommand('Invoke-XFlowDelivery').AddParameters(@{
+                    BaseUrl = $script:Sim.BaseUrl; ApiToken = $script:Token; CaCertificatePath = $script:Sim.CaPath
+                    SdLoenPath = $folders.SdLoen; StatePath = $folders.State; TimeoutSec = 120
+                })
+            $async = $ps.BeginInvoke()
+            Start-Sleep -Milliseconds 1500
+            $async.IsCompleted | Should -BeFalse -Because 'the server delays its answer by 30 s'
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $ps.Stop()
+            $watch.Stop()
+            $watch.Elapsed.TotalSeconds | Should -BeLessThan 10
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        }
+        finally { $ps.Dispose() }
+
+        @(Get-ChildItem -LiteralPath $folders.SdLoen -Force).Count | Should -Be 0
+        (Get-SimDeliveries)[0].ackCount | Should -Be 0
+    }
+
     It 'never shows the API token in any output stream, error or state file' {
         $folders = New-RunFolders
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [byte[]](65, 66) }) | Out-Null
