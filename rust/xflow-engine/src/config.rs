@@ -89,6 +89,8 @@ pub struct RunConfig {
     pub page_size: u32,
     #[serde(default = "default_max_pages")]
     pub max_pages: u32,
+    #[serde(default = "default_max_delivery_bytes")]
+    pub max_delivery_bytes: u64,
 }
 
 fn default_timeout_sec() -> u64 {
@@ -102,6 +104,9 @@ fn default_page_size() -> u32 {
 }
 fn default_max_pages() -> u32 {
     1000
+}
+fn default_max_delivery_bytes() -> u64 {
+    512 * 1024 * 1024
 }
 
 /// A configuration whose URL, token and folders have been checked.
@@ -118,6 +123,7 @@ pub struct ValidatedConfig {
     pub auth_header_name: reqwest::header::HeaderName,
     pub page_size: u32,
     pub max_pages: u32,
+    pub max_delivery_bytes: u64,
 }
 
 impl ValidatedConfig {
@@ -216,6 +222,7 @@ impl RunConfig {
             auth_header_name,
             page_size: self.page_size,
             max_pages: self.max_pages,
+            max_delivery_bytes: self.max_delivery_bytes,
         })
     }
 }
@@ -272,6 +279,7 @@ mod tests {
             auth_header_name: default_auth_header(),
             page_size: 100,
             max_pages: 10,
+            max_delivery_bytes: default_max_delivery_bytes(),
         }
     }
 

@@ -44,6 +44,13 @@ pub enum EngineError {
         actual: String,
     },
 
+    #[error("delivery {id} is quarantined: {reason} (kept in {})", .path.display())]
+    Quarantined {
+        id: String,
+        reason: String,
+        path: PathBuf,
+    },
+
     #[error("folder {} does not exist", .path.display())]
     FolderNotFound { path: PathBuf },
 
@@ -77,6 +84,7 @@ impl EngineError {
             Self::ProtocolError { .. } => "ProtocolError",
             Self::InvalidDelivery { .. } => "InvalidDelivery",
             Self::HashMismatch { .. } => "HashMismatch",
+            Self::Quarantined { .. } => "Quarantined",
             Self::FolderNotFound { .. } => "FolderNotFound",
             Self::AccessDenied { .. } => "AccessDenied",
             Self::DiskFull { .. } => "DiskFull",
@@ -94,7 +102,9 @@ impl EngineError {
             Self::Timeout { .. } => "OperationTimeout",
             Self::AuthenticationFailed { .. } => "AuthenticationError",
             Self::ProtocolError { .. } => "ProtocolError",
-            Self::InvalidDelivery { .. } | Self::HashMismatch { .. } => "InvalidData",
+            Self::InvalidDelivery { .. } | Self::HashMismatch { .. } | Self::Quarantined { .. } => {
+                "InvalidData"
+            }
             Self::FolderNotFound { .. } => "ObjectNotFound",
             Self::AccessDenied { .. } => "PermissionDenied",
             Self::DiskFull { .. } | Self::PublishFailed { .. } => "WriteError",
@@ -112,7 +122,9 @@ impl EngineError {
             | Self::AuthenticationFailed { url, .. }
             | Self::ServerError { url, .. }
             | Self::ProtocolError { url, .. } => Some(url.clone()),
-            Self::InvalidDelivery { id, .. } | Self::HashMismatch { id, .. } => Some(id.clone()),
+            Self::InvalidDelivery { id, .. }
+            | Self::HashMismatch { id, .. }
+            | Self::Quarantined { id, .. } => Some(id.clone()),
             Self::FolderNotFound { path }
             | Self::AccessDenied { path, .. }
             | Self::DiskFull { path }

@@ -50,6 +50,8 @@ pub enum Outcome {
     /// The run stopped on an error; `Summary::error` says which.
     Failed,
     Cancelled,
+    /// Another run holds the state folder's lock; this one did nothing.
+    Locked,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -61,8 +63,27 @@ pub struct Summary {
     pub failed: u64,
     /// Deliveries for a system with no configured folder, left pending on the server.
     pub skipped: u64,
+    /// Deliveries that came back after they were published: acknowledged again, not rewritten.
+    pub reacknowledged: u64,
     pub pages: u64,
     pub started_at: String,
     pub duration_ms: u64,
     pub error: Option<ErrorReport>,
+}
+
+impl Summary {
+    pub(crate) fn failed_to_start(error: crate::EngineError) -> Summary {
+        Summary {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            outcome: Outcome::Failed,
+            delivered: 0,
+            failed: 0,
+            skipped: 0,
+            reacknowledged: 0,
+            pages: 0,
+            started_at: crate::journal::now(),
+            duration_ms: 0,
+            error: Some(error.report()),
+        }
+    }
 }

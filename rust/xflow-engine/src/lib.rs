@@ -10,11 +10,14 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod fsops;
+pub mod journal;
 pub mod names;
 pub mod protocol;
 pub mod publish;
 mod pull;
+mod recovery;
 pub mod run;
+pub mod state_dir;
 
 pub use config::{AckMode, ApiToken, RunConfig, System};
 pub use error::{EngineError, ErrorReport};

@@ -4,11 +4,11 @@
 
 use crate::config::{RunConfig, ValidatedConfig};
 use crate::error::{EngineError, Result};
-use crate::events::{Event, Outcome, Summary};
-use crate::pull::{self, Counts};
+use crate::events::{Event, Summary};
+use crate::pull;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Enough to keep the run busy while the owner formats output, small enough that a slow reader
@@ -98,36 +98,14 @@ impl Reporter {
 }
 
 fn execute(config: ValidatedConfig, reporter: Reporter, cancel: CancellationToken) {
-    let started = Instant::now();
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let run_id = uuid::Uuid::now_v7().to_string();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let mut counts = Counts::default();
-    let error = match runtime {
-        Ok(rt) => rt
-            .block_on(pull::pull(&config, &reporter, &cancel, &mut counts))
-            .err(),
-        Err(e) => Some(EngineError::Internal(format!(
+    let summary = match runtime {
+        Ok(rt) => rt.block_on(pull::run(&config, &reporter, &cancel)),
+        Err(e) => Summary::failed_to_start(EngineError::Internal(format!(
             "cannot start the runtime: {e}"
         ))),
     };
-    let outcome = match &error {
-        Some(EngineError::Cancelled) => Outcome::Cancelled,
-        Some(_) => Outcome::Failed,
-        None if counts.failed > 0 => Outcome::CompletedWithErrors,
-        None => Outcome::Succeeded,
-    };
-    reporter.send(Event::Summary(Summary {
-        run_id,
-        outcome,
-        delivered: counts.delivered,
-        failed: counts.failed,
-        skipped: counts.skipped,
-        pages: counts.pages,
-        started_at,
-        duration_ms: started.elapsed().as_millis() as u64,
-        error: error.map(|e| e.report()),
-    }));
+    reporter.send(Event::Summary(summary));
 }

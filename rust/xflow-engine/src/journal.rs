@@ -1,0 +1,633 @@
+//! The journal: one SQLite database per state folder (WAL, synchronous FULL) recording every
+//! delivery's state and every run. It is what makes delivery exactly-once across crashes, and
+//! what history and status read; nothing the user needs later depends on log files.
+//!
+//! A delivery moves `received` (mode None: payload spooled in the state folder) → `publishing`
+//! (temp file complete and durable in the import folder, name recorded) → `published` (renamed
+//! and the folder flushed) → `acknowledged`. A delivery that fails validation is `quarantined`.
+
+use crate::config::System;
+use crate::error::{EngineError, Result};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub const JOURNAL_FILE: &str = "journal.sqlite3";
+
+/// Each entry migrates the schema from version `index` to `index + 1`; never edit a shipped one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE deliveries (
+    id              TEXT PRIMARY KEY,
+    system          TEXT NOT NULL,
+    requested_name  TEXT NOT NULL,
+    wanted_name     TEXT NOT NULL,
+    file_name       TEXT,
+    folder          TEXT NOT NULL,
+    temp_name       TEXT,
+    sha256          TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    created_at      TEXT,
+    state           TEXT NOT NULL CHECK (state IN
+                        ('received','publishing','published','acknowledged','quarantined')),
+    reason          TEXT,
+    run_id          TEXT NOT NULL,
+    received_at     TEXT NOT NULL,
+    published_at    TEXT,
+    acknowledged_at TEXT
+);
+CREATE INDEX deliveries_state ON deliveries(state);
+CREATE INDEX deliveries_received_at ON deliveries(received_at);
+CREATE TABLE runs (
+    run_id       TEXT PRIMARY KEY,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT,
+    outcome      TEXT,
+    delivered    INTEGER NOT NULL DEFAULT 0,
+    failed       INTEGER NOT NULL DEFAULT 0,
+    skipped      INTEGER NOT NULL DEFAULT 0,
+    reacknowledged INTEGER NOT NULL DEFAULT 0,
+    duration_ms  INTEGER,
+    error_id     TEXT,
+    message      TEXT
+);
+CREATE INDEX runs_started_at ON runs(started_at);
+"#];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum State {
+    Received,
+    Publishing,
+    Published,
+    Acknowledged,
+    Quarantined,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Received => "received",
+            State::Publishing => "publishing",
+            State::Published => "published",
+            State::Acknowledged => "acknowledged",
+            State::Quarantined => "quarantined",
+        }
+    }
+
+    fn parse(s: &str) -> Result<State> {
+        Ok(match s {
+            "received" => State::Received,
+            "publishing" => State::Publishing,
+            "published" => State::Published,
+            "acknowledged" => State::Acknowledged,
+            "quarantined" => State::Quarantined,
+            other => {
+                return Err(EngineError::Internal(format!(
+                    "journal holds unknown state '{other}'"
+                )));
+            }
+        })
+    }
+}
+
+/// One delivery as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub id: String,
+    pub system: System,
+    pub requested_name: String,
+    /// The safe name the file is published under, unless taken (then a collision name).
+    pub wanted_name: String,
+    /// The name it was published under.
+    pub file_name: Option<String>,
+    pub folder: PathBuf,
+    pub temp_name: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+    pub created_at: Option<String>,
+    pub state: State,
+    pub reason: Option<String>,
+    pub run_id: String,
+    pub received_at: String,
+    pub published_at: Option<String>,
+    pub acknowledged_at: Option<String>,
+}
+
+/// A finished run, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+    pub delivered: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub reacknowledged: u64,
+    pub duration_ms: Option<u64>,
+    pub error_id: Option<String>,
+    pub message: Option<String>,
+}
+
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Journal {
+    /// Opens (creating and migrating as needed) the journal in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Journal> {
+        let path = state_dir.join(JOURNAL_FILE);
+        let conn = Connection::open(&path).map_err(|e| journal_error(&path, e))?;
+        let mut journal = Journal { conn, path };
+        journal.configure()?;
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    /// Opens an existing journal for reading only (history, status); never creates one.
+    pub fn open_read_only(state_dir: &Path) -> Result<Option<Journal>> {
+        let path = state_dir.join(JOURNAL_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| journal_error(&path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| journal_error(&path, e))?;
+        let journal = Journal { conn, path };
+        let version = journal.schema_version()?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(journal.newer_schema(version));
+        }
+        Ok(Some(journal))
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| journal_error(&path, e))?;
+        // WAL + FULL: a committed transaction survives power loss; readers never block the run.
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+            )
+            .map_err(|e| journal_error(&path, e))
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    fn newer_schema(&self, version: u32) -> EngineError {
+        EngineError::InvalidConfiguration(format!(
+            "the journal {} has schema version {version}, newer than this module understands ({}); \
+             update the module",
+            self.path.display(),
+            MIGRATIONS.len()
+        ))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version = self.schema_version()? as usize;
+        if version > MIGRATIONS.len() {
+            return Err(self.newer_schema(version as u32));
+        }
+        let path = self.path.clone();
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| journal_error(&path, e))?;
+            tx.execute_batch(sql).map_err(|e| journal_error(&path, e))?;
+            tx.pragma_update(None, "user_version", (index + 1) as u32)
+                .map_err(|e| journal_error(&path, e))?;
+            tx.commit().map_err(|e| journal_error(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction: a page's state changes cost one durable commit.
+    pub fn batch<T>(&mut self, f: impl FnOnce(&Batch<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| journal_error(&path, e))?;
+        let value = f(&Batch { tx: &tx }).map_err(|e| journal_error(&path, e))?;
+        tx.commit().map_err(|e| journal_error(&path, e))?;
+        Ok(value)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
+                [id],
+                read_record,
+            )
+            .optional()
+            .map_err(|e| journal_error(&self.path, e))?
+            .transpose()
+    }
+
+    pub fn in_state(&self, state: State) -> Result<Vec<Record>> {
+        self.query(
+            &format!("SELECT {COLUMNS} FROM deliveries WHERE state = ?1 ORDER BY received_at, id"),
+            [state.as_str()],
+        )
+    }
+
+    /// Temp names recorded for publishes in progress, which recovery must not sweep.
+    pub fn temp_names_in(&self, folder: &Path) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT temp_name FROM deliveries WHERE state = 'publishing' AND folder = ?1 \
+                 AND temp_name IS NOT NULL",
+            )
+            .map_err(|e| journal_error(&self.path, e))?;
+        let rows = stmt
+            .query_map([folder.to_string_lossy()], |r| r.get::<_, String>(0))
+            .map_err(|e| journal_error(&self.path, e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    /// Whether another journal row already claims `file_name` in `folder`.
+    pub fn name_claimed(&self, folder: &Path, file_name: &str, except_id: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM deliveries WHERE folder = ?1 AND file_name = ?2 \
+                 AND id <> ?3)",
+                params![folder.to_string_lossy(), file_name, except_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    pub fn query(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Record>> {
+        let mut stmt = self
+            .conn
+            .prepare(sql)
+            .map_err(|e| journal_error(&self.path, e))?;
+        let rows = stmt
+            .query_map(params, read_record)
+            .map_err(|e| journal_error(&self.path, e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(|e| journal_error(&self.path, e))??);
+        }
+        Ok(out)
+    }
+
+    pub fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT run_id, started_at, finished_at, outcome, delivered, failed, skipped, \
+                 reacknowledged, duration_ms, error_id, message FROM runs \
+                 ORDER BY started_at DESC LIMIT ?1",
+            )
+            .map_err(|e| journal_error(&self.path, e))?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(RunRecord {
+                    run_id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    outcome: r.get(3)?,
+                    delivered: r.get(4)?,
+                    failed: r.get(5)?,
+                    skipped: r.get(6)?,
+                    reacknowledged: r.get(7)?,
+                    duration_ms: r.get(8)?,
+                    error_id: r.get(9)?,
+                    message: r.get(10)?,
+                })
+            })
+            .map_err(|e| journal_error(&self.path, e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    pub fn begin_run(&mut self, run_id: &str, started_at: &str) -> Result<()> {
+        self.batch(|b| {
+            b.tx.execute(
+                "INSERT INTO runs (run_id, started_at) VALUES (?1, ?2)",
+                params![run_id, started_at],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
+        self.batch(|b| {
+            b.tx.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, delivered = ?4, failed = ?5, \
+                 skipped = ?6, reacknowledged = ?7, duration_ms = ?8, error_id = ?9, message = ?10 \
+                 WHERE run_id = ?1",
+                params![
+                    run.run_id,
+                    run.finished_at,
+                    run.outcome,
+                    run.delivered,
+                    run.failed,
+                    run.skipped,
+                    run.reacknowledged,
+                    run.duration_ms,
+                    run.error_id,
+                    run.message
+                ],
+            )
+            .map(drop)
+        })
+    }
+}
+
+const COLUMNS: &str = "id, system, requested_name, wanted_name, file_name, folder, temp_name, \
+    sha256, size, created_at, state, reason, run_id, received_at, published_at, acknowledged_at";
+
+fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record>> {
+    let system: String = r.get(1)?;
+    let state: String = r.get(10)?;
+    let folder: String = r.get(5)?;
+    let record = (|| {
+        Ok(Record {
+            id: r.get(0)?,
+            system: System::from_wire(&system).ok_or_else(|| {
+                EngineError::Internal(format!("journal holds unknown system '{system}'"))
+            })?,
+            requested_name: r.get(2)?,
+            wanted_name: r.get(3)?,
+            file_name: r.get(4)?,
+            folder: PathBuf::from(folder),
+            temp_name: r.get(6)?,
+            sha256: r.get(7)?,
+            size: r.get(8)?,
+            created_at: r.get(9)?,
+            state: State::parse(&state)?,
+            reason: r.get(11)?,
+            run_id: r.get(12)?,
+            received_at: r.get(13)?,
+            published_at: r.get(14)?,
+            acknowledged_at: r.get(15)?,
+        })
+    })();
+    match record {
+        Ok(record) => Ok(Ok(record)),
+        Err(JournalRowError::Sql(e)) => Err(e),
+        Err(JournalRowError::Engine(e)) => Ok(Err(e)),
+    }
+}
+
+enum JournalRowError {
+    Sql(rusqlite::Error),
+    Engine(EngineError),
+}
+impl From<rusqlite::Error> for JournalRowError {
+    fn from(e: rusqlite::Error) -> Self {
+        JournalRowError::Sql(e)
+    }
+}
+impl From<EngineError> for JournalRowError {
+    fn from(e: EngineError) -> Self {
+        JournalRowError::Engine(e)
+    }
+}
+
+/// The state changes available inside one transaction.
+pub struct Batch<'a> {
+    tx: &'a Transaction<'a>,
+}
+
+impl Batch<'_> {
+    /// Inserts or replaces a delivery's row (a quarantined delivery that comes back valid, or a
+    /// received one being published, is overwritten with its new state).
+    pub fn upsert(&self, r: &Record) -> rusqlite::Result<()> {
+        self.tx.execute(
+            &format!(
+                "INSERT OR REPLACE INTO deliveries ({COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ),
+            params![
+                r.id,
+                r.system.wire_name(),
+                r.requested_name,
+                r.wanted_name,
+                r.file_name,
+                r.folder.to_string_lossy(),
+                r.temp_name,
+                r.sha256,
+                r.size,
+                r.created_at,
+                r.state.as_str(),
+                r.reason,
+                r.run_id,
+                r.received_at,
+                r.published_at,
+                r.acknowledged_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_published(&self, id: &str, file_name: &str, at: &str) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "UPDATE deliveries SET state = 'published', file_name = ?2, temp_name = NULL, \
+             published_at = ?3 WHERE id = ?1",
+            params![id, file_name, at],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_acknowledged(&self, id: &str, at: &str) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "UPDATE deliveries SET state = 'acknowledged', acknowledged_at = ?2 \
+             WHERE id = ?1 AND state = 'published'",
+            params![id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets an interrupted publish whose temp file is gone or incomplete, so the delivery is
+    /// fetched (mode Ack) or republished from the spool (mode None) again.
+    pub fn roll_back_publishing(&self, id: &str, spooled: bool) -> rusqlite::Result<()> {
+        if spooled {
+            self.tx.execute(
+                "UPDATE deliveries SET state = 'received', temp_name = NULL WHERE id = ?1",
+                [id],
+            )?;
+        } else {
+            self.tx
+                .execute("DELETE FROM deliveries WHERE id = ?1", [id])?;
+        }
+        Ok(())
+    }
+
+    /// Removes quarantine rows (an administrator resolved them).
+    pub fn delete(&self, id: &str) -> rusqlite::Result<usize> {
+        self.tx
+            .execute("DELETE FROM deliveries WHERE id = ?1", [id])
+    }
+}
+
+fn journal_error(path: &Path, err: rusqlite::Error) -> EngineError {
+    use rusqlite::ffi::ErrorCode;
+    let path = path.to_path_buf();
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => EngineError::DiskFull { path },
+        Some(ErrorCode::PermissionDenied) | Some(ErrorCode::ReadOnly) => {
+            EngineError::AccessDenied {
+                path,
+                reason: err.to_string(),
+            }
+        }
+        Some(ErrorCode::CannotOpen) => EngineError::AccessDenied {
+            path,
+            reason: format!("cannot open the journal: {err}"),
+        },
+        _ => EngineError::Internal(format!("journal {}: {err}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, state: State) -> Record {
+        Record {
+            id: id.into(),
+            system: System::Prisme,
+            requested_name: "G69.txt".into(),
+            wanted_name: "G69.txt".into(),
+            file_name: None,
+            folder: PathBuf::from("/srv/prisme"),
+            temp_name: Some(".xflow-x.partial".into()),
+            sha256: "ab".repeat(32),
+            size: 10,
+            created_at: None,
+            state,
+            reason: None,
+            run_id: "run".into(),
+            received_at: now(),
+            published_at: None,
+            acknowledged_at: None,
+        }
+    }
+
+    #[test]
+    fn migrates_once_and_round_trips_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.batch(|b| b.upsert(&record("a", State::Publishing)))
+            .unwrap();
+        drop(j);
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.schema_version().unwrap() as usize, MIGRATIONS.len());
+        let got = j.get("a").unwrap().unwrap();
+        assert_eq!(
+            got,
+            record("a", State::Publishing).clone_with_received(&got)
+        );
+        assert_eq!(
+            j.temp_names_in(Path::new("/srv/prisme")).unwrap(),
+            vec![".xflow-x.partial".to_owned()]
+        );
+        j.batch(|b| {
+            b.mark_published("a", "G69.txt", &now())?;
+            b.mark_acknowledged("a", &now())
+        })
+        .unwrap();
+        let got = j.get("a").unwrap().unwrap();
+        assert_eq!(got.state, State::Acknowledged);
+        assert_eq!(got.temp_name, None);
+        assert!(
+            j.name_claimed(Path::new("/srv/prisme"), "G69.txt", "b")
+                .unwrap()
+        );
+        assert!(
+            !j.name_claimed(Path::new("/srv/prisme"), "G69.txt", "a")
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_failed_batch_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let result = j.batch(|b| {
+            b.upsert(&record("a", State::Publishing))?;
+            Err::<(), _>(rusqlite::Error::InvalidQuery)
+        });
+        assert!(result.is_err());
+        assert!(j.get("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        j.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(j);
+        let err = Journal::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("newer"), "{err}");
+        let err = Journal::open_read_only(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn rolling_back_forgets_or_returns_to_received() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.batch(|b| {
+            b.upsert(&record("ack", State::Publishing))?;
+            b.upsert(&record("none", State::Publishing))?;
+            b.roll_back_publishing("ack", false)?;
+            b.roll_back_publishing("none", true)
+        })
+        .unwrap();
+        assert!(j.get("ack").unwrap().is_none());
+        assert_eq!(j.get("none").unwrap().unwrap().state, State::Received);
+        assert_eq!(j.in_state(State::Received).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn runs_are_recorded_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.begin_run("r1", "2026-01-01T00:00:00.000Z").unwrap();
+        j.begin_run("r2", "2026-01-02T00:00:00.000Z").unwrap();
+        j.finish_run(&RunRecord {
+            run_id: "r2".into(),
+            started_at: "2026-01-02T00:00:00.000Z".into(),
+            outcome: Some("Succeeded".into()),
+            delivered: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        let runs = j.runs(10).unwrap();
+        assert_eq!(runs[0].run_id, "r2");
+        assert_eq!(runs[0].delivered, 3);
+        assert_eq!(runs[1].outcome, None);
+    }
+
+    impl Record {
+        fn clone_with_received(mut self, other: &Record) -> Record {
+            self.received_at = other.received_at.clone();
+            self
+        }
+    }
+}
