@@ -9,18 +9,21 @@ use crate::error::{EngineError, Result};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, redirect};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::time::Duration;
 use url::Url;
 
-/// One delivery as the server sends it. Content stays base64 until validation.
+/// One delivery as the server sends it. The content stays base64, borrowed from the response
+/// body, until it is decoded straight into its file: a large delivery is never held twice.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WireDelivery {
+pub struct WireDelivery<'a> {
     pub id: String,
     pub system: String,
     #[serde(default)]
     pub file_name: String,
-    pub content: String,
+    #[serde(borrow)]
+    pub content: Cow<'a, str>,
     pub sha256: String,
     #[serde(default)]
     pub created_at: Option<String>,
@@ -28,10 +31,26 @@ pub struct WireDelivery {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Page {
-    pub deliveries: Vec<WireDelivery>,
+pub struct Page<'a> {
+    #[serde(borrow)]
+    pub deliveries: Vec<WireDelivery<'a>>,
     #[serde(default)]
     pub has_more: bool,
+}
+
+/// A page's raw response body; `parse` borrows the deliveries from it.
+pub struct PageBody {
+    bytes: Vec<u8>,
+    url: String,
+}
+
+impl PageBody {
+    pub fn parse(&self) -> Result<Page<'_>> {
+        serde_json::from_slice(&self.bytes).map_err(|e| EngineError::ProtocolError {
+            url: self.url.clone(),
+            reason: format!("the deliveries page is not valid JSON: {e}"),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -62,6 +81,7 @@ impl Default for RetryPolicy {
 
 pub struct Client {
     http: reqwest::Client,
+    max_body_bytes: u64,
     deliveries_url: Url,
     ack_url: Url,
     timeout: Duration,
@@ -108,6 +128,8 @@ impl Client {
         };
         Ok(Self {
             http,
+            // Room for one delivery at the size limit in base64 plus the rest of a page.
+            max_body_bytes: cfg.max_delivery_bytes / 3 * 4 + 64 * 1024 * 1024,
             deliveries_url: join("deliveries")?,
             ack_url: join("deliveries/ack")?,
             timeout: cfg.timeout,
@@ -124,18 +146,18 @@ impl Client {
         &self.deliveries_url
     }
 
-    pub async fn fetch_page(&self, systems: &[System], limit: u32) -> Result<Page> {
+    pub async fn fetch_page(&self, systems: &[System], limit: u32) -> Result<PageBody> {
         let mut url = self.deliveries_url.clone();
         let names: Vec<&str> = systems.iter().map(|s| s.wire_name()).collect();
         url.query_pairs_mut()
             .append_pair("systems", &names.join(","))
             .append_pair("limit", &limit.to_string());
-        let body = self
+        let bytes = self
             .send_with_retry(&url, || self.http.get(url.clone()))
             .await?;
-        serde_json::from_slice(&body).map_err(|e| EngineError::ProtocolError {
+        Ok(PageBody {
+            bytes,
             url: self.deliveries_url.to_string(),
-            reason: format!("the deliveries page is not valid JSON: {e}"),
         })
     }
 
@@ -198,11 +220,7 @@ impl Client {
             .map_err(|e| self.transport_failure(url, e))?;
         let status = response.status();
         if status.is_success() {
-            return response
-                .bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| self.transport_failure(url, e));
+            return self.read_body(url, response).await;
         }
         let retry_after = parse_retry_after(response.headers());
         let location = response
@@ -234,6 +252,42 @@ impl Client {
             retry_after,
             error,
         })
+    }
+
+    /// Reads a body up to the size cap, so a misbehaving server cannot exhaust memory.
+    async fn read_body(
+        &self,
+        url: &Url,
+        mut response: reqwest::Response,
+    ) -> std::result::Result<Vec<u8>, Failure> {
+        let mut body = Vec::with_capacity(
+            response
+                .content_length()
+                .unwrap_or(0)
+                .min(self.max_body_bytes) as usize,
+        );
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_failure(url, e))?
+        {
+            if (body.len() + chunk.len()) as u64 > self.max_body_bytes {
+                return Err(Failure {
+                    transient: false,
+                    retry_after: None,
+                    error: EngineError::ProtocolError {
+                        url: url.to_string(),
+                        reason: format!(
+                            "the answer is larger than {} bytes; raise the delivery size limit \
+                             if deliveries this large are expected",
+                            self.max_body_bytes
+                        ),
+                    },
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_failure(&self, url: &Url, err: reqwest::Error) -> Failure {

@@ -13,9 +13,9 @@ use crate::publish::{self, StagedFile};
 use crate::run::Reporter;
 use crate::state_dir::{self, RunLock, Spool};
 use crate::{fsops, names, recovery};
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,16 +29,34 @@ pub struct Counts {
     pub pages: u64,
 }
 
-/// Where a validated delivery's bytes are: still in memory (mode Ack) or durable in the spool.
-pub(crate) enum Payload {
-    Memory(Vec<u8>),
+/// Where a validated delivery's bytes are: still base64 in the page body (mode Ack), or decoded
+/// and durable in the spool (mode None, and recovery).
+pub(crate) enum Payload<'a> {
+    Base64(&'a str),
     Spooled(PathBuf),
 }
 
+impl Payload<'_> {
+    /// The decoded bytes, streamed: memory stays flat however large the delivery.
+    fn open(&self) -> Result<Box<dyn Read + '_>> {
+        match self {
+            Payload::Base64(text) => Ok(Box::new(base64::read::DecoderReader::new(
+                text.as_bytes(),
+                &base64::engine::general_purpose::STANDARD,
+            ))),
+            Payload::Spooled(path) => std::fs::File::open(path)
+                .map(|f| Box::new(f) as Box<dyn Read>)
+                .map_err(|e| {
+                    EngineError::Internal(format!("spooled payload {}: {e}", path.display()))
+                }),
+        }
+    }
+}
+
 /// A delivery ready to be published, with the journal row it will get.
-pub(crate) struct Ready {
+pub(crate) struct Ready<'a> {
     pub record: Record,
-    pub payload: Payload,
+    pub payload: Payload<'a>,
 }
 
 /// Everything a run works with. Created once the lock is held.
@@ -176,9 +194,10 @@ impl Ctx<'_> {
                 self.client.deliveries_url(),
                 self.cfg.page_size
             ));
-            let page = self
+            let body = self
                 .cancellable(self.client.fetch_page(&systems, self.cfg.page_size))
                 .await?;
+            let page = body.parse()?;
             self.counts.pages += 1;
             // A page that brings nothing new in this run ends it, so a server that keeps
             // returning refused deliveries (or says hasMore forever) cannot keep us busy.
@@ -209,10 +228,10 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn process_page(&mut self, fresh: Vec<WireDelivery>) -> Result<()> {
+    async fn process_page(&mut self, fresh: Vec<WireDelivery<'_>>) -> Result<()> {
         let mut ready = Vec::new();
         let mut reack = Vec::new();
-        for wire in fresh {
+        for wire in &fresh {
             match self.journal.get(&wire.id)? {
                 Some(r) if matches!(r.state, State::Published | State::Acknowledged) => {
                     // Came back after it was published: acknowledge again, never write again.
@@ -268,7 +287,11 @@ impl Ctx<'_> {
     /// Validates one delivery. A valid one comes back ready to publish; an invalid one is
     /// quarantined (reported, kept in the state folder, not acknowledged) or, for a system with
     /// no folder in mode Ack, left pending on the server.
-    fn validate(&mut self, wire: WireDelivery, was_quarantined: bool) -> Result<Option<Ready>> {
+    fn validate<'a>(
+        &mut self,
+        wire: &'a WireDelivery<'a>,
+        was_quarantined: bool,
+    ) -> Result<Option<Ready<'a>>> {
         let system = System::from_wire(&wire.system);
         let folder = system.and_then(|s| self.cfg.folder_for(s));
         let checked = match (system, folder) {
@@ -293,23 +316,23 @@ impl Ctx<'_> {
                     s.wire_name()
                 ),
             }),
-            (Some(_), Some(_)) => decode_and_verify(&wire, self.cfg.max_delivery_bytes),
+            (Some(_), Some(_)) => verify(wire, self.cfg.max_delivery_bytes),
         };
         match checked {
-            Ok(content) => {
+            Ok(size) => {
                 let system = system.expect("checked above");
                 let folder = folder.expect("checked above").to_path_buf();
                 let record = Record {
                     wanted_name: names::safe_file_name(&wire.file_name, &wire.id),
-                    requested_name: wire.file_name,
-                    id: wire.id,
+                    requested_name: wire.file_name.clone(),
+                    id: wire.id.clone(),
                     system,
                     file_name: None,
                     folder,
                     temp_name: None,
                     sha256: wire.sha256.trim().to_ascii_lowercase(),
-                    size: content.len() as u64,
-                    created_at: wire.created_at,
+                    size,
+                    created_at: wire.created_at.clone(),
                     state: State::Received,
                     reason: None,
                     run_id: self.run_id.clone(),
@@ -319,7 +342,7 @@ impl Ctx<'_> {
                 };
                 Ok(Some(Ready {
                     record,
-                    payload: Payload::Memory(content),
+                    payload: Payload::Base64(&wire.content),
                 }))
             }
             Err(err) if was_quarantined => {
@@ -328,7 +351,7 @@ impl Ctx<'_> {
                 Ok(None)
             }
             Err(err) => {
-                self.quarantine(&wire, system, &err)?;
+                self.quarantine(wire, system, &err)?;
                 Ok(None)
             }
         }
@@ -336,7 +359,7 @@ impl Ctx<'_> {
 
     fn quarantine(
         &mut self,
-        wire: &WireDelivery,
+        wire: &WireDelivery<'_>,
         system: Option<System>,
         err: &EngineError,
     ) -> Result<()> {
@@ -398,14 +421,14 @@ impl Ctx<'_> {
 
     /// Mode None: the server has forgotten these deliveries, so their bytes go to the spool and
     /// the journal before anything else happens.
-    fn spool_received(&mut self, ready: Vec<Ready>) -> Result<Vec<Ready>> {
+    fn spool_received<'a>(&mut self, ready: Vec<Ready<'a>>) -> Result<Vec<Ready<'a>>> {
         if ready.is_empty() {
             return Ok(ready);
         }
         let mut spooled = Vec::with_capacity(ready.len());
         for r in ready {
-            if let Payload::Memory(content) = &r.payload {
-                self.spool.put(&r.record.id, content)?;
+            if let Payload::Base64(_) = &r.payload {
+                self.spool.put(&r.record.id, &mut r.payload.open()?)?;
             }
             let path = self.spool.path(&r.record.id);
             spooled.push(Ready {
@@ -424,7 +447,7 @@ impl Ctx<'_> {
     /// The publish protocol for a batch (see the module comment). Returns the records as
     /// published. On error, files already renamed are journaled as published and the rest are
     /// left for the next run's recovery; nothing of the batch has been acknowledged.
-    pub(crate) fn publish_batch(&mut self, ready: Vec<Ready>) -> Result<Vec<Record>> {
+    pub(crate) fn publish_batch(&mut self, ready: Vec<Ready<'_>>) -> Result<Vec<Record>> {
         if ready.is_empty() {
             return Ok(Vec::new());
         }
@@ -437,19 +460,13 @@ impl Ctx<'_> {
                 discard_all(&staged);
                 return Err(EngineError::Cancelled);
             }
-            let result = match &r.payload {
-                Payload::Memory(content) => {
-                    publish::stage(&r.record.folder, &r.record.id, &mut content.as_slice())
-                }
-                Payload::Spooled(path) => std::fs::File::open(path)
-                    .map_err(|e| {
-                        EngineError::Internal(format!("spooled payload {}: {e}", path.display()))
-                    })
-                    .and_then(|mut f| publish::stage(&r.record.folder, &r.record.id, &mut f)),
-            };
+            let result = r.payload.open().and_then(|mut content| {
+                publish::stage(&r.record.folder, &r.record.id, &mut content)
+            });
             match result {
                 Ok(s) if s.sha256 != r.record.sha256 => {
-                    // Only possible for a damaged spool file; never publish different bytes.
+                    // Verified before staging, so only a damaged spool file gets here; never
+                    // publish bytes other than the announced ones.
                     publish::discard(&s);
                     discard_all(&staged);
                     return Err(EngineError::Internal(format!(
@@ -582,21 +599,37 @@ impl Ctx<'_> {
     }
 }
 
-fn decode_and_verify(wire: &WireDelivery, max_bytes: u64) -> Result<Vec<u8>> {
-    let announced = (wire.content.len() as u64 / 4) * 3;
-    if announced > max_bytes {
-        return Err(EngineError::InvalidDelivery {
-            id: wire.id.clone(),
-            reason: format!("it is about {announced} bytes, more than the limit of {max_bytes}"),
-        });
+/// Checks size, base64 and sha256 by decoding in a stream, before anything is written.
+/// Returns the decoded size.
+fn verify(wire: &WireDelivery<'_>, max_bytes: u64) -> Result<u64> {
+    let invalid = |reason: String| EngineError::InvalidDelivery {
+        id: wire.id.clone(),
+        reason,
+    };
+    let approximate = (wire.content.len() as u64 / 4) * 3;
+    if approximate > max_bytes {
+        return Err(invalid(format!(
+            "it is about {approximate} bytes, more than the limit of {max_bytes}"
+        )));
     }
-    let content = base64::engine::general_purpose::STANDARD
-        .decode(wire.content.as_bytes())
-        .map_err(|e| EngineError::InvalidDelivery {
-            id: wire.id.clone(),
-            reason: format!("content is not valid base64: {e}"),
-        })?;
-    let actual = hex::encode(Sha256::digest(&content));
+    let mut decoder = base64::read::DecoderReader::new(
+        wire.content.as_bytes(),
+        &base64::engine::general_purpose::STANDARD,
+    );
+    let mut hasher = Sha256::new();
+    let mut buf = [0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = decoder
+            .read(&mut buf)
+            .map_err(|e| invalid(format!("content is not valid base64: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let actual = hex::encode(hasher.finalize());
     if !actual.eq_ignore_ascii_case(wire.sha256.trim()) {
         return Err(EngineError::HashMismatch {
             id: wire.id.clone(),
@@ -604,7 +637,7 @@ fn decode_and_verify(wire: &WireDelivery, max_bytes: u64) -> Result<Vec<u8>> {
             actual,
         });
     }
-    Ok(content)
+    Ok(size)
 }
 
 fn delivered_file(r: &Record, path: &Path) -> DeliveredFile {

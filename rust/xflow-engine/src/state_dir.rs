@@ -6,7 +6,7 @@ use crate::error::{EngineError, Result};
 use crate::fsops;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::Write;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const LOCK_FILE: &str = "run.lock";
@@ -60,7 +60,7 @@ impl Spool {
     }
 
     /// Writes and fsyncs one payload. Call `sync` once after a batch to make the names durable.
-    pub fn put(&self, id: &str, content: &[u8]) -> Result<()> {
+    pub fn put(&self, id: &str, content: &mut dyn Read) -> Result<()> {
         write_synced(&self.path(id), content).map_err(|e| EngineError::from_io(&self.dir, &e))
     }
 
@@ -94,16 +94,16 @@ pub fn quarantine(state_dir: &Path, id: &str, document: &serde_json::Value) -> R
     std::fs::create_dir_all(&dir).map_err(|e| EngineError::from_io(&dir, &e))?;
     let path = dir.join(id_file_name(id, "json"));
     let bytes = serde_json::to_vec_pretty(document).expect("JSON value serialises");
-    write_synced(&path, &bytes).map_err(|e| EngineError::from_io(&dir, &e))?;
+    write_synced(&path, &mut bytes.as_slice()).map_err(|e| EngineError::from_io(&dir, &e))?;
     fsops::sync_dir(&dir).map_err(|e| EngineError::from_io(&dir, &e))?;
     Ok(path)
 }
 
 /// Our own folder, our own names: write beside, fsync, rename over.
-fn write_synced(path: &Path, content: &[u8]) -> std::io::Result<()> {
+fn write_synced(path: &Path, content: &mut dyn Read) -> std::io::Result<()> {
     let temp = path.with_extension("tmp");
     let mut file = File::create(&temp)?;
-    file.write_all(content)?;
+    std::io::copy(content, &mut file)?;
     file.sync_all()?;
     drop(file);
     std::fs::rename(&temp, path)
@@ -127,8 +127,8 @@ mod tests {
     fn spool_round_trips_and_sweeps_what_is_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        spool.put("../a", b"one").unwrap();
-        spool.put("b", b"two").unwrap();
+        spool.put("../a", &mut &b"one"[..]).unwrap();
+        spool.put("b", &mut &b"two"[..]).unwrap();
         spool.sync().unwrap();
         assert_eq!(std::fs::read(spool.path("../a")).unwrap(), b"one");
         assert!(spool.path("../a").starts_with(dir.path().join(SPOOL_DIR)));
