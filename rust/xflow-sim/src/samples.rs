@@ -64,7 +64,7 @@ impl GenSpec {
     fn start(&self) -> (NaiveDate, SplitMix64) {
         let mut rng = SplitMix64::new(self.seed ^ self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let base = NaiveDate::from_ymd_opt(2025, 1, 1).expect("valid date");
-        (base + Days::new(rng.next() % 365), rng)
+        (base + Days::new(rng.next_u64() % 365), rng)
     }
 
     pub fn file_name(&self) -> String {
@@ -108,7 +108,7 @@ impl SplitMix64 {
         Self(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -117,7 +117,7 @@ impl SplitMix64 {
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
@@ -128,7 +128,7 @@ impl SplitMix64 {
 pub fn random_bytes(rng: &mut SplitMix64, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size + 8);
     while out.len() < size {
-        out.extend_from_slice(&rng.next().to_le_bytes());
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     out.truncate(size);
     out
