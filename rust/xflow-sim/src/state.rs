@@ -87,12 +87,14 @@ impl Delivery {
         })
     }
 
-    pub fn size(&self) -> usize {
-        *self.size.get_or_init(|| match &self.content {
-            Content::Bytes(b) => b.len(),
-            Content::Generated(spec) if spec.kind == SampleKind::Random => spec.size,
-            Content::Generated(spec) => spec.render().len(),
-        })
+    /// Digest and length, rendering a generated body at most once (both are cached).
+    pub fn sha256_and_size(&self) -> (&str, usize) {
+        if let (Some(sha), Some(size)) = (self.sha256.get(), self.size.get()) {
+            return (sha, *size);
+        }
+        let bytes = self.bytes();
+        let size = *self.size.get_or_init(|| bytes.len());
+        (self.sha256(Some(&bytes)), size)
     }
 
     pub fn created_at_rfc3339(&self) -> String {
@@ -482,13 +484,13 @@ impl SimState {
                 .iter()
                 .map(|r| {
                     let d = &r.delivery;
-                    let bytes = d.bytes();
+                    let (sha256, size) = d.sha256_and_size();
                     serde_json::json!({
                         "id": d.id,
                         "system": d.system,
                         "fileName": d.file_name,
-                        "sha256": d.sha256(Some(&bytes)),
-                        "size": bytes.len(),
+                        "sha256": sha256,
+                        "size": size,
                         "state": r.state_name(),
                         "handedOutCount": r.handed_out,
                         "ackCount": r.acks,

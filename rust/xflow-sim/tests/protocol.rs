@@ -344,3 +344,38 @@ async fn reset_clears_everything() {
     assert_eq!(state["requests"], json!([]));
     h.page("").await; // the queued http500 is gone
 }
+
+#[tokio::test]
+async fn serves_operator_provided_certificate_and_reuses_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_with(SimConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..SimConfig::default()
+    })
+    .await;
+    let ca = first.sim.ca_path.clone().unwrap();
+    assert_eq!(ca, std::path::absolute(dir.path().join("ca.pem")).unwrap());
+    first.sim.stop().await;
+
+    // Same folder again: same CA, so an already-trusted CA keeps working.
+    let ca_pem = std::fs::read(&ca).unwrap();
+    let again = start_with(SimConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..SimConfig::default()
+    })
+    .await;
+    assert_eq!(std::fs::read(&ca).unwrap(), ca_pem);
+    again.page("").await;
+
+    let provided = start_with(SimConfig {
+        tls: TlsSetup::Files {
+            cert: dir.path().join("server.pem"),
+            key: dir.path().join("server-key.pem"),
+            ca: Some(ca.clone()),
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    assert_eq!(provided.sim.ca_path.as_ref(), Some(&ca));
+    provided.page("").await;
+}
