@@ -184,7 +184,6 @@ fn require_folder(folder: &Path) -> Result<()> {
 impl Ctx<'_> {
     async fn pull(&mut self) -> Result<()> {
         recovery::recover(self).await?;
-        self.report_quarantined()?;
         let systems: Vec<System> = self.cfg.folders.iter().map(|(s, _)| *s).collect();
         let mut seen = HashSet::new();
         for page_no in 1..=self.cfg.max_pages {
@@ -225,12 +224,13 @@ impl Ctx<'_> {
                 break;
             }
         }
-        Ok(())
+        self.report_quarantined()
     }
 
     async fn process_page(&mut self, fresh: Vec<WireDelivery<'_>>) -> Result<()> {
         let mut ready = Vec::new();
         let mut reack = Vec::new();
+        let mut released = Vec::new();
         for wire in &fresh {
             match self.journal.get(&wire.id)? {
                 Some(r) if matches!(r.state, State::Published | State::Acknowledged) => {
@@ -251,6 +251,9 @@ impl Ctx<'_> {
                 previous => {
                     let was_quarantined = previous.is_some();
                     if let Some(r) = self.validate(wire, was_quarantined)? {
+                        if was_quarantined {
+                            released.push(r.record.id.clone());
+                        }
                         ready.push(r);
                     }
                 }
@@ -268,6 +271,10 @@ impl Ctx<'_> {
             ready = self.spool_received(ready)?;
         }
         let published = self.publish_batch(ready)?;
+        for id in released {
+            // An intact copy came and was published: the quarantined one is no longer needed.
+            state_dir::remove_quarantined(&self.cfg.state_path, &id);
+        }
         let mut ids: Vec<String> = published.iter().map(|r| r.id.clone()).collect();
         self.counts.reacknowledged += reack.len() as u64;
         ids.extend(reack);
@@ -403,9 +410,13 @@ impl Ctx<'_> {
         self.journal.batch(|b| b.upsert(&record))
     }
 
-    /// Quarantined deliveries are errors on every run until an administrator resolves them.
+    /// Quarantined deliveries are errors on every run until an administrator resolves them (or
+    /// the server sends an intact copy). Those quarantined in this run were reported already.
     fn report_quarantined(&mut self) -> Result<()> {
         for r in self.journal.in_state(State::Quarantined)? {
+            if r.run_id == self.run_id {
+                continue;
+            }
             self.counts.failed += 1;
             self.reporter.send(Event::Error(
                 EngineError::Quarantined {

@@ -99,6 +99,14 @@ pub fn quarantine(state_dir: &Path, id: &str, document: &serde_json::Value) -> R
     Ok(path)
 }
 
+pub fn remove_quarantined(state_dir: &Path, id: &str) {
+    let _ = std::fs::remove_file(
+        state_dir
+            .join(QUARANTINE_DIR)
+            .join(id_file_name(id, "json")),
+    );
+}
+
 /// Our own folder, our own names: write beside, fsync, rename over.
 fn write_synced(path: &Path, content: &mut dyn Read) -> std::io::Result<()> {
     let temp = path.with_extension("tmp");
@@ -141,7 +149,9 @@ mod tests {
     fn quarantine_keeps_the_document() {
         let dir = tempfile::tempdir().unwrap();
         let path = quarantine(dir.path(), "x", &serde_json::json!({"reason": "bad"})).unwrap();
-        let text = std::fs::read_to_string(path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("bad"));
+        remove_quarantined(dir.path(), "x");
+        assert!(!path.exists());
     }
 }

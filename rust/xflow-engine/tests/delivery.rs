@@ -1,0 +1,401 @@
+//! The engine against the simulator over real TLS: both ack modes, every simulator fault,
+//! overlapping runs and unusable folders. Each test reads as a story: queue, run, check the
+//! folders, the journal's effect and what the server saw.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use xflow_engine::{Event, Outcome};
+
+fn text(system: &str, name: &str, body: &str) -> Value {
+    json!({ "system": system, "fileName": name, "text": body })
+}
+
+async fn sample_backlog(env: &Env) -> Vec<String> {
+    let mut ids = env
+        .enqueue(json!([
+            text("SDLoen", "løn.csv", "CPR;Navn;Beløb\r\nXXXXXX-1234;Søren Ærø;12500,00\r\n"),
+            {"system": "Prisme", "fileName": "G69_æøå.txt", "encoding": "windows-1252",
+             "text": "001G6900001000110NORFLYD&103001&113D&120Blåbærgrød\r\n"},
+        ]))
+        .await;
+    ids.extend(
+        env.control
+            .generate(&json!({"count": 6, "systems": ["SDLoen", "Prisme"], "kind": "sample"}))
+            .await
+            .unwrap(),
+    );
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_systems_land_byte_identical_and_acknowledged() {
+    let env = env().await;
+    let ids = sample_backlog(&env).await;
+    let report = env.run_mode("Ack").await;
+    let summary = report.summary();
+    assert_eq!(summary.outcome, Outcome::Succeeded, "{}", report.text());
+    assert_eq!(summary.delivered as usize, ids.len());
+    assert_eq!(report.delivered(), ids.len());
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    for (id, _, server_state, acks) in server_view(&state) {
+        assert_eq!(server_state, "acked", "{id}");
+        assert_eq!(acks, 1, "{id}");
+    }
+    assert!(env.sd_loen.join("løn.csv").exists());
+    assert!(env.prisme.join("G69_æøå.txt").exists());
+    // The Windows-1252 bytes arrive untouched: 'å' is the single byte 0xE5.
+    let prisme = std::fs::read(env.prisme.join("G69_æøå.txt")).unwrap();
+    assert!(prisme.contains(&0xE5) && prisme.ends_with(b"\r\n"));
+
+    // A second run finds nothing and changes nothing.
+    let again = env.run_mode("Ack").await;
+    assert_eq!(again.summary().outcome, Outcome::Succeeded);
+    assert_eq!(again.summary().delivered, 0);
+    assert_eq!(env.files().len(), ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mode_none_spools_then_publishes_without_acknowledging() {
+    let env = env().await;
+    env.control
+        .settings(Some(xflow_sim::Mode::None), None)
+        .await
+        .unwrap();
+    let ids = sample_backlog(&env).await;
+    let report = env.run_mode("None").await;
+    assert_eq!(
+        report.summary().outcome,
+        Outcome::Succeeded,
+        "{}",
+        report.text()
+    );
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_eq!(env.files().len(), ids.len());
+    for (id, _, _, acks) in server_view(&state) {
+        assert_eq!(acks, 0, "{id} was acknowledged in mode None");
+    }
+    let spool = env.state.join("spool");
+    assert_eq!(list(&spool).len(), 0, "published payloads leave the spool");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_faults_are_retried_and_everything_lands_once() {
+    let env = env().await;
+    for (kind, params) in [
+        ("http500", json!(null)),
+        ("http503", json!(null)),
+        ("http429", json!({"retryAfterSec": 1})),
+        ("resetMidBody", json!(null)),
+        ("gzip", json!(null)),
+        ("delayMs", json!({"ms": 300})),
+        ("ackFailsBeforeRecord", json!(null)),
+        ("ackRecordedNoResponse", json!(null)),
+    ] {
+        env.control.reset().await.unwrap();
+        for f in env.files() {
+            std::fs::remove_file(f).unwrap();
+        }
+        env.enqueue(json!([text("SDLoen", &format!("{kind}.csv"), kind)]))
+            .await;
+        env.fault(kind, 1, params).await;
+        let report = env.run_mode("Ack").await;
+        assert_eq!(
+            report.summary().outcome,
+            Outcome::Succeeded,
+            "{kind}: {}",
+            report.text()
+        );
+        let state = env.state().await;
+        assert_each_exactly_once(&env, &state);
+        for (id, _, server_state, _) in server_view(&state) {
+            assert_eq!(server_state, "acked", "{kind}: {id}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_body_times_out_and_is_retried() {
+    let env = env().await;
+    env.enqueue(json!([text("Prisme", "stall.txt", "x")])).await;
+    env.fault("stallBody", 1, json!({"stallMs": 30000})).await;
+    let mut config = env.config("Ack");
+    config["timeoutSec"] = json!(2);
+    let report = env.run(config).await;
+    assert_eq!(
+        report.summary().outcome,
+        Outcome::Succeeded,
+        "{}",
+        report.text()
+    );
+    assert_eq!(report.delivered(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledgement_the_server_forgot_is_repeated_never_the_file() {
+    let env = env().await;
+    let ids = env
+        .enqueue(json!([
+            text("SDLoen", "a.csv", "a"),
+            text("Prisme", "b.txt", "b")
+        ]))
+        .await;
+    env.fault("ackForgotten", 1, json!(null)).await;
+    let first = env.run_mode("Ack").await;
+    assert_eq!(first.summary().delivered, 2);
+    let second = env.run_mode("Ack").await;
+    assert_eq!(second.summary().outcome, Outcome::Succeeded);
+    assert_eq!(second.summary().delivered, 0);
+    assert_eq!(second.summary().reacknowledged, 2);
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_eq!(env.files().len(), ids.len());
+    for (id, _, server_state, _) in server_view(&state) {
+        assert_eq!(server_state, "acked", "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_answers_fail_the_run_without_writing_or_acknowledging() {
+    let env = env().await;
+    for kind in ["truncatedJson", "htmlBody"] {
+        env.control.reset().await.unwrap();
+        env.enqueue(json!([text("SDLoen", "x.csv", "x")])).await;
+        env.fault(kind, 1, json!(null)).await;
+        let report = env.run_mode("Ack").await;
+        let summary = report.summary();
+        assert_eq!(summary.outcome, Outcome::Failed, "{kind}");
+        assert_eq!(summary.error.as_ref().unwrap().error_id, "ProtocolError");
+        assert!(env.files().is_empty(), "{kind}");
+        // The next run delivers it.
+        let next = env.run_mode("Ack").await;
+        assert_eq!(next.summary().delivered, 1, "{kind}");
+        for f in env.files() {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_deliveries_are_quarantined_reported_every_run_and_not_acknowledged() {
+    let env = env().await;
+    let mut config = env.config("Ack");
+    config["maxDeliveryBytes"] = json!(64 * 1024);
+    env.enqueue(json!([text("SDLoen", "good.csv", "good")]))
+        .await;
+    env.fault("unknownSystem", 1, json!(null)).await;
+    env.fault("oversize", 1, json!({"size": 200_000, "system": "Prisme"}))
+        .await;
+    let first = env.run(config.clone()).await;
+    let summary = first.summary();
+    assert_eq!(
+        summary.outcome,
+        Outcome::CompletedWithErrors,
+        "{}",
+        first.text()
+    );
+    assert_eq!(summary.delivered, 1);
+    assert_eq!(summary.failed, 2);
+    let mut ids = first.error_ids();
+    ids.sort();
+    assert_eq!(ids, vec!["InvalidDelivery", "InvalidDelivery"]);
+    assert_eq!(list(&env.state.join("quarantine")).len(), 2);
+
+    // Still pending on the server, still reported, never written.
+    let second = env.run(config).await;
+    assert_eq!(second.summary().outcome, Outcome::CompletedWithErrors);
+    assert_eq!(second.error_ids(), vec!["Quarantined", "Quarantined"]);
+    assert_eq!(env.files().len(), 1);
+    let state = env.state().await;
+    let pending: Vec<_> = server_view(&state)
+        .into_iter()
+        .filter(|(_, _, s, _)| s != "acked")
+        .collect();
+    assert_eq!(pending.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_copy_is_quarantined_and_released_when_a_good_copy_comes() {
+    for kind in ["wrongSha256", "invalidBase64"] {
+        let env = env().await;
+        env.enqueue(json!([text("SDLoen", "løn.csv", "Beløb;100\r\n")]))
+            .await;
+        env.fault(kind, 1, json!(null)).await;
+        let first = env.run_mode("Ack").await;
+        assert_eq!(
+            first.summary().outcome,
+            Outcome::CompletedWithErrors,
+            "{kind}"
+        );
+        assert!(env.files().is_empty(), "{kind}: nothing written");
+        let state = env.state().await;
+        assert_eq!(server_view(&state)[0].3, 0, "{kind}: not acknowledged");
+        // The server sends it intact next time: published, acknowledged, quarantine cleared.
+        let second = env.run_mode("Ack").await;
+        assert_eq!(
+            second.summary().outcome,
+            Outcome::Succeeded,
+            "{kind}: {}",
+            second.text()
+        );
+        assert_eq!(env.files().len(), 1);
+        assert!(list(&env.state.join("quarantine")).is_empty(), "{kind}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_always_has_more_cannot_keep_a_run_busy() {
+    let env = env().await;
+    env.enqueue(json!([text("SDLoen", "a.csv", "a")])).await;
+    env.fault("hasMoreForever", 1, json!(null)).await;
+    let report = env.run_mode("Ack").await;
+    assert_eq!(
+        report.summary().outcome,
+        Outcome::Succeeded,
+        "{}",
+        report.text()
+    );
+    assert!(
+        report.summary().pages <= 3,
+        "{} pages",
+        report.summary().pages
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_another_origin_is_not_followed_and_gets_no_token() {
+    let env = env().await;
+    env.enqueue(json!([text("SDLoen", "a.csv", "a")])).await;
+    env.fault("redirectOtherOrigin", 1, json!(null)).await;
+    let report = env.run_mode("Ack").await;
+    let error = report.summary().error.clone().expect("an error");
+    assert_eq!(error.error_id, "ProtocolError");
+    assert!(error.message.contains("not followed"), "{}", error.message);
+    assert!(!report.text().contains(TOKEN));
+    let state = env.state().await;
+    let other = state["otherOrigin"]["requests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        other.iter().all(|r| r["authHeaderPresent"] == json!(false)),
+        "{other:?}"
+    );
+    assert!(env.files().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_and_hostile_names_land_safely_and_never_replace() {
+    let env = env().await;
+    env.fault("duplicateFileName", 1, json!({"system": "SDLoen"}))
+        .await;
+    env.fault("hostileFileNames", 1, json!({"system": "Prisme"}))
+        .await;
+    let report = env.run_mode("Ack").await;
+    assert_eq!(
+        report.summary().outcome,
+        Outcome::Succeeded,
+        "{}",
+        report.text()
+    );
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_eq!(list(&env.sd_loen).len(), 2, "same name, two files");
+    for f in env.files() {
+        assert!(f.starts_with(&env.sd_loen) || f.starts_with(&env.prisme));
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with('.') && !name.ends_with(".partial"),
+            "{name}"
+        );
+    }
+    assert!(!env.dir.path().join("evil.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eight_overlapping_runs_deliver_each_file_once() {
+    let env = env().await;
+    env.control
+        .generate(&json!({"count": 300, "size": 2048, "systems": ["SDLoen", "Prisme"]}))
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..8 {
+        let config = env.config("Ack");
+        runs.push(tokio::task::spawn_blocking(move || run_blocking(config)));
+    }
+    let mut outcomes = Vec::new();
+    for r in runs {
+        outcomes.push(r.await.unwrap().summary().outcome);
+    }
+    // Whoever held the lock finished; the rest did nothing. A last run mops up anything the
+    // winner's pages left for later.
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Succeeded | Outcome::Locked)),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.contains(&Outcome::Locked), "{outcomes:?}");
+    env.run_mode("Ack").await;
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_eq!(env.files().len(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_folder_fails_before_anything_is_fetched() {
+    let env = env().await;
+    env.enqueue(json!([text("SDLoen", "a.csv", "a")])).await;
+    std::fs::remove_dir(&env.prisme).unwrap();
+    let report = env.run_mode("Ack").await;
+    let error = report.summary().error.clone().unwrap();
+    assert_eq!(error.error_id, "FolderNotFound");
+    assert!(error.message.contains("Prisme import"), "{}", error.message);
+    let state = env.state().await;
+    assert!(
+        state["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["path"].as_str().unwrap_or("").contains("/control")),
+        "nothing fetched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_an_authentication_error_that_never_shows_the_token() {
+    let env = env().await;
+    let mut config = env.config("Ack");
+    config["apiToken"] = json!("wrong-token-55aa");
+    let report = env.run(config).await;
+    let error = report.summary().error.clone().unwrap();
+    assert_eq!(error.error_id, "AuthenticationFailed");
+    assert!(!report.text().contains("wrong-token-55aa"));
+    assert!(!report.text().contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_if_plans_without_writing_or_acknowledging() {
+    let env = env().await;
+    env.enqueue(json!([
+        text("SDLoen", "a.csv", "a"),
+        text("Prisme", "b.txt", "b")
+    ]))
+    .await;
+    let mut config = env.config("Ack");
+    config["whatIf"] = json!(true);
+    let report = env.run(config).await;
+    let planned = report
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Planned(_)))
+        .count();
+    assert_eq!(planned, 2);
+    assert!(env.files().is_empty());
+    let state = env.state().await;
+    assert!(server_view(&state).iter().all(|(_, _, _, acks)| *acks == 0));
+}
