@@ -210,7 +210,28 @@ async fn state(
     query: Result<Query<StateQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    Ok(Json(app.lock().snapshot(q.summary, &app.other_origin_url)))
+    let (mut doc, rows) = {
+        let sim = app.lock();
+        let rows = (!q.summary).then(|| sim.delivery_rows());
+        (sim.snapshot(q.summary, &app.other_origin_url), rows)
+    };
+    if let Some(rows) = rows {
+        // Digesting a large generated backlog takes a while: keep it off the lock and
+        // off the async workers.
+        let deliveries = tokio::task::spawn_blocking(move || {
+            rows.iter().map(|r| r.to_json()).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                e.to_string(),
+            )
+        })?;
+        doc["deliveries"] = deliveries.into();
+    }
+    Ok(Json(doc))
 }
 
 #[derive(Deserialize)]

@@ -435,7 +435,7 @@ impl SimState {
         self.other_origin_log.push_back(req);
     }
 
-    /// The `GET /control/state` document.
+    /// The `GET /control/state` document, without `deliveries` (see [`Self::delivery_rows`]).
     pub fn snapshot(&self, summary: bool, other_origin_url: &str) -> serde_json::Value {
         let mut pending = Vec::with_capacity(self.pending.len());
         pending.extend(
@@ -479,28 +479,47 @@ impl SimState {
             },
         });
         if !summary {
-            let deliveries: Vec<_> = self
-                .records
-                .iter()
-                .map(|r| {
-                    let d = &r.delivery;
-                    let (sha256, size) = d.sha256_and_size();
-                    serde_json::json!({
-                        "id": d.id,
-                        "system": d.system,
-                        "fileName": d.file_name,
-                        "sha256": sha256,
-                        "size": size,
-                        "state": r.state_name(),
-                        "handedOutCount": r.handed_out,
-                        "ackCount": r.acks,
-                    })
-                })
-                .collect();
-            doc["deliveries"] = deliveries.into();
             doc["requests"] = serde_json::to_value(&self.log).unwrap_or_default();
         }
         doc
+    }
+
+    /// Per-delivery rows for the state document. Rendering them (digests of generated
+    /// bodies) is left to the caller so it can happen outside the lock.
+    pub fn delivery_rows(&self) -> Vec<DeliveryRow> {
+        self.records
+            .iter()
+            .map(|r| DeliveryRow {
+                delivery: r.delivery.clone(),
+                state: r.state_name(),
+                handed_out: r.handed_out,
+                acks: r.acks,
+            })
+            .collect()
+    }
+}
+
+pub struct DeliveryRow {
+    delivery: Arc<Delivery>,
+    state: &'static str,
+    handed_out: u32,
+    acks: u32,
+}
+
+impl DeliveryRow {
+    pub fn to_json(&self) -> serde_json::Value {
+        let d = &self.delivery;
+        let (sha256, size) = d.sha256_and_size();
+        serde_json::json!({
+            "id": d.id,
+            "system": d.system,
+            "fileName": d.file_name,
+            "sha256": sha256,
+            "size": size,
+            "state": self.state,
+            "handedOutCount": self.handed_out,
+            "ackCount": self.acks,
+        })
     }
 }
 
@@ -577,10 +596,7 @@ mod tests {
         assert_eq!(ids(&s.take_page(None, 1)), ["a"]);
         assert_eq!(ids(&s.take_page(None, 1)), ["b"]);
         assert!(s.take_page(None, 1).deliveries.is_empty());
-        assert_eq!(
-            s.snapshot(false, "x")["deliveries"][0]["state"],
-            "forgotten"
-        );
+        assert_eq!(s.delivery_rows()[0].to_json()["state"], "forgotten");
     }
 
     #[test]

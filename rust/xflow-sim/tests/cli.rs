@@ -181,3 +181,23 @@ fn exits_when_stdin_closes() {
     }
     panic!("simulator did not exit after stdin closed");
 }
+
+#[cfg(unix)]
+#[test]
+fn exits_cleanly_on_sigterm() {
+    let mut served = serve(&[]);
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Bounded wait: 100 polls of 100 ms.
+    for _ in 0..100 {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("simulator did not exit on SIGTERM");
+}
