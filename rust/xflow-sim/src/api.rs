@@ -172,7 +172,7 @@ fn render_page(page: &Page, plan: &Plan) -> Vec<u8> {
         .map(|(i, d)| {
             let bytes = d.bytes();
             let mut content = b64.encode(&bytes);
-            let mut sha256 = d.sha256(Some(&bytes)).to_string();
+            let mut sha256 = d.sha256(&bytes).to_string();
             // Corruptions target the first delivery of the page, so tests know which one.
             if i == 0 && plan.invalid_base64 {
                 content = format!("*not base64*{}", &content[..content.len().min(16)]);

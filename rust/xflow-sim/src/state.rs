@@ -79,12 +79,10 @@ impl Delivery {
         }
     }
 
-    /// Lowercase hex SHA-256 of [`Self::bytes`]; pass the bytes if already rendered.
-    pub fn sha256(&self, rendered: Option<&[u8]>) -> &str {
-        self.sha256.get_or_init(|| match rendered {
-            Some(b) => hex::encode(Sha256::digest(b)),
-            None => hex::encode(Sha256::digest(self.bytes())),
-        })
+    /// Lowercase hex SHA-256 of `rendered`, which must be [`Self::bytes`] (cached).
+    pub fn sha256(&self, rendered: &[u8]) -> &str {
+        self.sha256
+            .get_or_init(|| hex::encode(Sha256::digest(rendered)))
     }
 
     /// Digest and length, rendering a generated body at most once (both are cached).
@@ -94,7 +92,7 @@ impl Delivery {
         }
         let bytes = self.bytes();
         let size = *self.size.get_or_init(|| bytes.len());
-        (self.sha256(Some(&bytes)), size)
+        (self.sha256(&bytes), size)
     }
 
     pub fn created_at_rfc3339(&self) -> String {
