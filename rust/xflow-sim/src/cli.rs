@@ -408,6 +408,7 @@ async fn serve(mut opts: Opts) -> anyhow::Result<()> {
     opts.finish()?;
 
     let mut sim = Simulator::start(config).await?;
+    let stop_signal = stop_signals().context("registering signal handlers")?;
     let line = serde_json::to_string(&sim.ready_line())?;
     if let Some(path) = &ready_file {
         write_atomically(path, &format!("{line}\n"))?;
@@ -426,8 +427,7 @@ async fn serve(mut opts: Opts) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
-        _ = terminate() => tracing::info!("terminated, stopping"),
+        _ = stop_signal => tracing::info!("signalled, stopping"),
         _ = stdin_closed => tracing::info!("stdin closed, stopping"),
     }
     sim.shutdown.shutdown();
@@ -456,17 +456,30 @@ async fn wait_for_stdin_eof() {
     let _ = rx.await;
 }
 
+/// Registered before the ready line is printed: a signal sent right after it must stop us
+/// cleanly, not hit the default disposition.
 #[cfg(unix)]
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
+fn stop_signals() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Err(_) => std::future::pending().await,
-    }
+    })
 }
 
-#[cfg(not(unix))]
-async fn terminate() {
-    std::future::pending().await
+#[cfg(windows)]
+fn stop_signals() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close};
+    let (mut c, mut brk, mut close) = (ctrl_c()?, ctrl_break()?, ctrl_close()?);
+    Ok(async move {
+        tokio::select! {
+            _ = c.recv() => {}
+            _ = brk.recv() => {}
+            _ = close.recv() => {}
+        }
+    })
 }
