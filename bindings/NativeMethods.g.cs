@@ -64,8 +64,10 @@ namespace XFlowDelivery.Native
         internal static extern void xfd_buffer_free(XfdBuffer buffer);
 
         /// <summary>
-        ///  A synchronous request: `{"op":"version"}` answers `{"abiVersion":N,"engineVersion":"x.y.z"}`.
-        ///  Later operations (history, status) use the same door so the ABI does not grow per feature.
+        ///  A synchronous request, `{"op":"…",…}` in, JSON out: `version` answers
+        ///  `{"abiVersion":N,"engineVersion":"x.y.z"}`; `history`, `status`, `releaseQuarantined` and
+        ///  `preflight` are answered by the engine (`xflow_engine::calls`). New questions use this same
+        ///  door, so the ABI does not grow per feature.
         ///
         ///  # Safety
         ///  `request` must point to `request_len` readable bytes; `out_response` must be writable.

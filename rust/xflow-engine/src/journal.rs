@@ -53,7 +53,7 @@ CREATE TABLE runs (
 CREATE INDEX runs_started_at ON runs(started_at);
 "#];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum State {
     Received,
@@ -357,7 +357,7 @@ impl Journal {
     }
 }
 
-const COLUMNS: &str = "id, system, requested_name, wanted_name, file_name, folder, temp_name, \
+pub(crate) const COLUMNS: &str = "id, system, requested_name, wanted_name, file_name, folder, temp_name, \
     sha256, size, created_at, state, reason, run_id, received_at, published_at, acknowledged_at";
 
 fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record>> {

@@ -4,17 +4,21 @@
 //!
 //! Where things live: the wire protocol in `protocol`, the publish protocol in `publish` (with
 //! the OS-specific file operations in `fsops`), file-name safety in `names`, one run's steps in
-//! `pull`, and the run handle that the FFI drives in `run`.
+//! `pull` (with crash recovery in `recovery` and the journal in `journal`), the run handle that
+//! the FFI drives in `run`, and the synchronous questions (history, status, preflight) in `calls`.
 
+pub mod calls;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod fsops;
 pub mod journal;
 pub mod names;
+pub mod preflight;
 pub mod protocol;
 pub mod publish;
 mod pull;
+pub mod queries;
 mod recovery;
 pub mod run;
 pub mod state_dir;

@@ -165,6 +165,15 @@ impl Client {
         if ids.is_empty() {
             return Ok(());
         }
+        self.post_ack(ids).await
+    }
+
+    /// Acknowledges nothing: proves TLS and the token without touching any delivery.
+    pub async fn ack_empty(&self) -> Result<()> {
+        self.post_ack(&[]).await
+    }
+
+    async fn post_ack(&self, ids: &[String]) -> Result<()> {
         let body = serde_json::to_vec(&AckRequest { ids }).expect("ids serialise");
         self.send_with_retry(&self.ack_url, || {
             self.http

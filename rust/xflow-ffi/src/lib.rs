@@ -72,8 +72,10 @@ pub unsafe extern "C" fn xfd_buffer_free(buffer: XfdBuffer) {
     });
 }
 
-/// A synchronous request: `{"op":"version"}` answers `{"abiVersion":N,"engineVersion":"x.y.z"}`.
-/// Later operations (history, status) use the same door so the ABI does not grow per feature.
+/// A synchronous request, `{"op":"…",…}` in, JSON out: `version` answers
+/// `{"abiVersion":N,"engineVersion":"x.y.z"}`; `history`, `status`, `releaseQuarantined` and
+/// `preflight` are answered by the engine (`xflow_engine::calls`). New questions use this same
+/// door, so the ABI does not grow per feature.
 ///
 /// # Safety
 /// `request` must point to `request_len` readable bytes; `out_response` must be writable.
@@ -97,22 +99,21 @@ pub unsafe extern "C" fn xfd_call(
 }
 
 fn handle_call(request: &[u8]) -> Result<Vec<u8>, EngineError> {
-    #[derive(serde::Deserialize)]
-    struct Call {
-        op: String,
-    }
-    let call: Call = serde_json::from_slice(request)
+    let request: serde_json::Value = serde_json::from_slice(request)
         .map_err(|e| EngineError::InvalidConfiguration(format!("malformed request: {e}")))?;
-    match call.op.as_str() {
-        "version" => Ok(serde_json::to_vec(&serde_json::json!({
+    let op = request
+        .get("op")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let answer = match op.as_str() {
+        "version" => serde_json::json!({
             "abiVersion": XFD_ABI_VERSION,
             "engineVersion": env!("CARGO_PKG_VERSION"),
-        }))
-        .expect("static JSON")),
-        other => Err(EngineError::InvalidConfiguration(format!(
-            "unknown operation '{other}'"
-        ))),
-    }
+        }),
+        _ => xflow_engine::calls::handle(&op, request)?,
+    };
+    serde_json::to_vec(&answer).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Validates `config` (run configuration JSON) and starts a run. On success `*out_run` holds a

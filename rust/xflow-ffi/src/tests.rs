@@ -131,3 +131,16 @@ fn a_run_against_a_closed_port_ends_with_a_failed_summary_and_can_be_cancelled_a
     unsafe { xfd_run_free(run) };
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn engine_questions_are_answered_through_the_same_door() {
+    let dir = std::env::temp_dir().join(format!("xfd-ffi-status-{}", std::process::id()));
+    let request = serde_json::json!({"op": "status", "statePath": dir}).to_string();
+    let (status, body) = call(&request);
+    assert_eq!(status, XFD_OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["lastRun"].is_null(), "{body}");
+    let (status, body) = call(r#"{"op":"history","statePath":"relative","bogus":1}"#);
+    assert_eq!(status, XFD_ERROR);
+    assert!(body.contains("bogus"), "{body}");
+}
