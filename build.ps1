@@ -226,12 +226,12 @@ function Invoke-Demo {
         $delivered = Invoke-XFlowDelivery -BaseUrl $sim.BaseUrl -ApiToken $token `
             -SdLoenPath $sdLoen -PrismePath $prisme -StatePath $state `
             -CaCertificatePath $sim.CaPath -Verbose
-        $delivered | Format-Table | Out-Host
+        $delivered | Format-Table -AutoSize | Out-String -Width 250 | Out-Host
 
         Write-Step "what landed where (under $work)"
         Get-ChildItem -LiteralPath $sdLoen, $prisme -File -Force |
             Select-Object @{ n = 'Folder'; e = { $_.Directory.Name } }, Name, Length, LastWriteTime |
-            Format-Table -AutoSize | Out-Host
+            Format-Table -AutoSize | Out-String -Width 250 | Out-Host
     }
     finally {
         Write-Step 'stop the simulator'
