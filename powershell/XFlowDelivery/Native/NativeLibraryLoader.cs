@@ -1,6 +1,7 @@
 using System;
 using System.ComponentModel;
 using System.IO;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace XFlowDelivery.Native
@@ -36,21 +37,15 @@ namespace XFlowDelivery.Native
         private static bool _verified;
         private static IntPtr _windowsModule;
 
-        internal static bool IsWindows
-        {
-            get
-            {
-                try
-                {
-                    return RuntimeInformation.IsOSPlatform(OSPlatform.Windows);
-                }
-                catch (Exception)
-                {
-                    // Very old .NET Framework without the RuntimeInformation facade.
-                    return Environment.OSVersion.Platform == PlatformID.Win32NT;
-                }
-            }
-        }
+        /// <summary>
+        /// Environment.OSVersion.Platform is Win32NT on Windows in both .NET Framework and .NET, and
+        /// needs no RuntimeInformation (whose facade is missing on old .NET Framework 4.6.x).
+        /// </summary>
+        internal static bool IsWindows => Environment.OSVersion.Platform == PlatformID.Win32NT;
+
+        // Only reached off Windows, i.e. in PowerShell 7 where RuntimeInformation always exists.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static bool IsMacOS() => RuntimeInformation.IsOSPlatform(OSPlatform.OSX);
 
         /// <summary>The folder that holds XFlowDelivery.dll (the module folder).</summary>
         internal static string ModuleDirectory
@@ -71,7 +66,7 @@ namespace XFlowDelivery.Native
             {
                 string os;
                 if (IsWindows) os = "win";
-                else if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX)) os = "osx";
+                else if (IsMacOS()) os = "osx";
                 else os = "linux";
                 return os + "-" + ArchitectureName;
             }
@@ -83,19 +78,27 @@ namespace XFlowDelivery.Native
             {
                 try
                 {
-                    switch (RuntimeInformation.ProcessArchitecture)
-                    {
-                        case Architecture.X64: return "x64";
-                        case Architecture.X86: return "x86";
-                        case Architecture.Arm64: return "arm64";
-                        case Architecture.Arm: return "arm";
-                        default: return RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
-                    }
+                    return ProcessArchitectureName();
                 }
                 catch (Exception)
                 {
+                    // NOT RUN HERE: .NET Framework without the RuntimeInformation facade (4.6.x).
+                    // The JIT fails on ProcessArchitectureName itself, so the fallback is reachable.
                     return IntPtr.Size == 8 ? "x64" : "x86";
                 }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static string ProcessArchitectureName()
+        {
+            switch (RuntimeInformation.ProcessArchitecture)
+            {
+                case Architecture.X64: return "x64";
+                case Architecture.X86: return "x86";
+                case Architecture.Arm64: return "arm64";
+                case Architecture.Arm: return "arm";
+                default: return RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
             }
         }
 
@@ -104,7 +107,7 @@ namespace XFlowDelivery.Native
             get
             {
                 if (IsWindows) return LibraryName + ".dll";
-                if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX)) return LibraryName + ".dylib";
+                if (IsMacOS()) return LibraryName + ".dylib";
                 return LibraryName + ".so";
             }
         }
