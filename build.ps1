@@ -18,6 +18,8 @@
     -Demo : starts target/release/xflow-sim, enqueues sample SD Løn and Prisme deliveries, runs
             Invoke-XFlowDelivery into temp folders "SD Løn" and "Prisme", shows what landed where,
             stops the simulator.
+    -Stress [-Trials N] : the kill -9 reliability harness (build/Stress.ps1).
+    -Bench [-Quick] : the benchmarks (build/Bench.ps1), results in out/bench/results.json.
 
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Test
@@ -31,7 +33,16 @@ param(
     # Run a demo against the simulator after building.
     [switch]$Demo,
     # Do not let the ffi build.rs regenerate bindings/NativeMethods.g.cs.
-    [switch]$NoRegenerate
+    [switch]$NoRegenerate,
+    # Run the kill -9 reliability harness (build/Stress.ps1).
+    [switch]$Stress,
+    # How many kill-and-recover trials -Stress runs.
+    [ValidateRange(1, 100000)]
+    [int]$Trials = 20,
+    # Run the benchmarks (build/Bench.ps1).
+    [switch]$Bench,
+    # With -Bench: a short run (used by CI), not the full measurement.
+    [switch]$Quick
 )
 
 $ErrorActionPreference = 'Stop'
@@ -142,13 +153,13 @@ function Invoke-Build {
 function Invoke-CargoTests {
     # Returns @{ Passed; Failed }. Streams cargo's output and sums every
     # "test result: ok. N passed; M failed" line (unit, integration and doc tests).
-    Write-Step 'cargo test --workspace'
+    Write-Step 'cargo test --workspace (with the engine''s fail points)'
     $passed = 0
     $failed = 0
     Push-Location $Root
     try {
         # stdout (the test results) is read line by line; stderr (compile progress) goes to the console.
-        & cargo test --workspace | ForEach-Object {
+        & cargo test --workspace --features xflow-engine/failpoints | ForEach-Object {
             $line = "$_"
             Write-Host $line
             if ($line -match 'test result: \w+\. (\d+) passed; (\d+) failed') {
@@ -243,6 +254,16 @@ Invoke-Build
 
 if ($Demo) {
     Invoke-Demo
+}
+
+if ($Stress) {
+    & (Join-Path $Root 'build/Stress.ps1') -Root $Root -ModulePath $ModuleOut -Trials $Trials
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
+
+if ($Bench) {
+    & (Join-Path $Root 'build/Bench.ps1') -Root $Root -ModulePath $ModuleOut -Quick:$Quick
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 
 if ($Test) {

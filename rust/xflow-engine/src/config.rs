@@ -91,6 +91,14 @@ pub struct RunConfig {
     pub max_pages: u32,
     #[serde(default = "default_max_delivery_bytes")]
     pub max_delivery_bytes: u64,
+    /// The whole run stops after this long (between steps, nothing partial left), so a slow
+    /// server cannot make runs pile up behind the scheduler.
+    #[serde(default = "default_deadline_sec")]
+    pub deadline_sec: u64,
+    /// An explicit proxy (`http://host:port`); without it the system's settings apply
+    /// (environment variables, and on Windows the WinINet settings).
+    #[serde(default)]
+    pub proxy_url: Option<String>,
 }
 
 fn default_timeout_sec() -> u64 {
@@ -108,6 +116,9 @@ fn default_max_pages() -> u32 {
 fn default_max_delivery_bytes() -> u64 {
     512 * 1024 * 1024
 }
+fn default_deadline_sec() -> u64 {
+    600
+}
 
 /// A configuration whose URL, token and folders have been checked.
 #[derive(Debug, Clone)]
@@ -124,6 +135,8 @@ pub struct ValidatedConfig {
     pub page_size: u32,
     pub max_pages: u32,
     pub max_delivery_bytes: u64,
+    pub deadline: Duration,
+    pub proxy: Option<reqwest::Proxy>,
 }
 
 impl ValidatedConfig {
@@ -206,6 +219,16 @@ impl RunConfig {
                 self.timeout_sec
             )));
         }
+        if self.deadline_sec == 0 {
+            return Err(invalid("the run deadline must be positive".into()));
+        }
+        let proxy = match self.proxy_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(
+                reqwest::Proxy::all(url)
+                    .map_err(|e| invalid(format!("ProxyUrl '{url}' is not a proxy URL: {e}")))?,
+            ),
+        };
         if self.page_size == 0 || self.max_pages == 0 {
             return Err(invalid("page size and page limit must be positive".into()));
         }
@@ -223,6 +246,8 @@ impl RunConfig {
             page_size: self.page_size,
             max_pages: self.max_pages,
             max_delivery_bytes: self.max_delivery_bytes,
+            deadline: Duration::from_secs(self.deadline_sec),
+            proxy,
         })
     }
 }
@@ -280,6 +305,8 @@ mod tests {
             page_size: 100,
             max_pages: 10,
             max_delivery_bytes: default_max_delivery_bytes(),
+            deadline_sec: default_deadline_sec(),
+            proxy_url: None,
         }
     }
 

@@ -66,6 +66,9 @@ pub enum EngineError {
     #[error("the run was cancelled")]
     Cancelled,
 
+    #[error("the run reached its deadline of {seconds} s and stopped; the next run carries on")]
+    DeadlineExceeded { seconds: u64 },
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -90,6 +93,7 @@ impl EngineError {
             Self::DiskFull { .. } => "DiskFull",
             Self::PublishFailed { .. } => "PublishFailed",
             Self::Cancelled => "Cancelled",
+            Self::DeadlineExceeded { .. } => "DeadlineExceeded",
             Self::Internal(_) => "Internal",
         }
     }
@@ -109,6 +113,7 @@ impl EngineError {
             Self::AccessDenied { .. } => "PermissionDenied",
             Self::DiskFull { .. } | Self::PublishFailed { .. } => "WriteError",
             Self::Cancelled => "OperationStopped",
+            Self::DeadlineExceeded { .. } => "OperationTimeout",
             Self::Internal(_) => "NotSpecified",
         }
     }
@@ -129,7 +134,10 @@ impl EngineError {
             | Self::AccessDenied { path, .. }
             | Self::DiskFull { path }
             | Self::PublishFailed { path, .. } => Some(path.display().to_string()),
-            Self::InvalidConfiguration(_) | Self::Cancelled | Self::Internal(_) => None,
+            Self::InvalidConfiguration(_)
+            | Self::Cancelled
+            | Self::DeadlineExceeded { .. }
+            | Self::Internal(_) => None,
         }
     }
 

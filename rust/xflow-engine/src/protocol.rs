@@ -111,6 +111,9 @@ impl Client {
             .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
             .read_timeout(cfg.timeout)
             .user_agent(concat!("XFlowDelivery/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &cfg.proxy {
+            builder = builder.proxy(proxy.clone());
+        }
         if let Some(pem) = &cfg.ca_certificate_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
                 EngineError::InvalidConfiguration(format!("CA certificate is not PEM: {e}"))

@@ -86,7 +86,12 @@ pub(crate) async fn run(
     let mut ctx = None;
     let result = match start(cfg, reporter, cancel, &run_id, &started_at).await {
         Ok(Some(mut c)) => {
-            let result = c.pull().await;
+            let result = match tokio::time::timeout(cfg.deadline, c.pull()).await {
+                Ok(result) => result,
+                Err(_) => Err(EngineError::DeadlineExceeded {
+                    seconds: cfg.deadline.as_secs(),
+                }),
+            };
             counts = c.counts;
             ctx = Some(c);
             result.map(|()| true)

@@ -399,3 +399,21 @@ async fn what_if_plans_without_writing_or_acknowledging() {
     let state = env.state().await;
     assert!(server_view(&state).iter().all(|(_, _, _, acks)| *acks == 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stops_at_its_deadline_and_the_next_run_carries_on() {
+    let env = env().await;
+    env.enqueue(json!([text("SDLoen", "a.csv", "a")])).await;
+    env.fault("delayMs", 1, json!({"ms": 5000})).await;
+    let mut config = env.config("Ack");
+    config["deadlineSec"] = json!(1);
+    let report = env.run(config).await;
+    assert_eq!(report.summary().outcome, Outcome::Failed);
+    assert_eq!(
+        report.summary().error.as_ref().unwrap().error_id,
+        "DeadlineExceeded"
+    );
+    assert!(env.files().is_empty());
+    let next = env.run_mode("Ack").await;
+    assert_eq!(next.summary().delivered, 1, "{}", next.text());
+}
