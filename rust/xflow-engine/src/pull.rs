@@ -69,6 +69,10 @@ pub(crate) struct Ctx<'a> {
     pub client: Client,
     pub run_id: String,
     pub counts: Counts,
+    /// Deliveries seen in this run and left pending on the server (refused, or for a system with
+    /// no folder). In ack mode Ack they stay at the head of the queue, so each page asks for that
+    /// many more: a head of refused deliveries never hides the ones behind it.
+    held_back: u32,
     /// Released when the run's context is dropped, i.e. when the run ends.
     _lock: RunLock,
 }
@@ -171,6 +175,7 @@ async fn start<'a>(
         client: Client::new(cfg)?,
         run_id: run_id.to_owned(),
         counts: Counts::default(),
+        held_back: 0,
         _lock: lock,
     }))
 }
@@ -193,13 +198,14 @@ impl Ctx<'_> {
         let mut seen = HashSet::new();
         for page_no in 1..=self.cfg.max_pages {
             self.check_cancel()?;
+            let limit =
+                self.cfg.page_size + self.held_back.min(self.cfg.page_size.saturating_mul(9));
             self.reporter.verbose(format!(
-                "GET {} (page {page_no}, limit {})",
-                self.client.deliveries_url(),
-                self.cfg.page_size
+                "GET {} (page {page_no}, limit {limit})",
+                self.client.deliveries_url()
             ));
             let body = self
-                .cancellable(self.client.fetch_page(&systems, self.cfg.page_size))
+                .cancellable(self.client.fetch_page(&systems, limit))
                 .await?;
             let page = body.parse()?;
             self.counts.pages += 1;
@@ -248,6 +254,7 @@ impl Ctx<'_> {
                     reack.push(r.id);
                 }
                 Some(r) if matches!(r.state, State::Received | State::Publishing) => {
+                    self.hold_back();
                     self.reporter.verbose(format!(
                         "delivery {} is already being published; skipped",
                         r.id
@@ -313,6 +320,7 @@ impl Ctx<'_> {
             }),
             (Some(s), None) if self.cfg.ack_mode == AckMode::Ack => {
                 self.counts.skipped += 1;
+                self.hold_back();
                 self.reporter.warning(format!(
                     "delivery {} is for {}, which has no folder configured; left pending",
                     wire.id,
@@ -357,12 +365,13 @@ impl Ctx<'_> {
                     payload: Payload::Base64(&wire.content),
                 }))
             }
-            Err(err) if was_quarantined => {
-                // Already reported at the start of this run.
-                let _ = err;
+            Err(_) if was_quarantined => {
+                // Reported with the other quarantined deliveries at the end of the run.
+                self.hold_back();
                 Ok(None)
             }
             Err(err) => {
+                self.hold_back();
                 self.quarantine(wire, system, &err)?;
                 Ok(None)
             }
@@ -413,6 +422,12 @@ impl Ctx<'_> {
             acknowledged_at: None,
         };
         self.journal.batch(|b| b.upsert(&record))
+    }
+
+    fn hold_back(&mut self) {
+        if self.cfg.ack_mode == AckMode::Ack {
+            self.held_back += 1;
+        }
     }
 
     /// Quarantined deliveries are errors on every run until an administrator resolves them (or

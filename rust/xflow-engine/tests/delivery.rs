@@ -417,3 +417,23 @@ async fn a_run_stops_at_its_deadline_and_the_next_run_carries_on() {
     let next = env.run_mode("Ack").await;
     assert_eq!(next.summary().delivered, 1, "{}", next.text());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_page_of_refused_deliveries_does_not_hide_the_ones_behind_it() {
+    let env = env().await;
+    env.control.settings(None, Some(1000)).await.unwrap();
+    env.enqueue(json!([text("SDLoen", "behind.csv", "behind")]))
+        .await;
+    // Five refused deliveries go to the head of the queue on the first GET; pages of three.
+    for _ in 0..5 {
+        env.fault("unknownSystem", 1, json!(null)).await;
+    }
+    let mut config = env.config("Ack");
+    config["pageSize"] = json!(3);
+    let first = env.run(config.clone()).await;
+    assert_eq!(first.summary().failed, 5, "{}", first.text());
+    assert!(env.sd_loen.join("behind.csv").exists(), "{}", first.text());
+    let second = env.run(config).await;
+    assert_eq!(second.summary().failed, 5, "still reported");
+    assert_eq!(second.summary().delivered, 0);
+}
