@@ -76,12 +76,7 @@ async fn crash_then_recover(mode: &str, boundary: &str) {
     }
 
     let recovered = env.run_mode(mode).await;
-    assert_eq!(
-        recovered.summary().outcome,
-        Outcome::Succeeded,
-        "{mode}/{boundary}: {}",
-        recovered.text()
-    );
+    recovered.expect(Outcome::Succeeded, &format!("{mode}/{boundary}"));
     let files = env.files();
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy();
@@ -107,8 +102,6 @@ async fn crash_then_recover(mode: &str, boundary: &str) {
     }
     if mode == "Ack" {
         let state = env.state().await;
-        for (id, _, s, _) in server_view(&state) {
-            assert_eq!(s, "acked", "{mode}/{boundary}: {id} not acknowledged");
-        }
+        assert_server_states(&state, "acked", &format!("{mode}/{boundary}"));
     }
 }

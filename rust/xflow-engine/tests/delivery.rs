@@ -34,8 +34,7 @@ async fn both_systems_land_byte_identical_and_acknowledged() {
     let env = env().await;
     let ids = sample_backlog(&env).await;
     let report = env.run_mode("Ack").await;
-    let summary = report.summary();
-    assert_eq!(summary.outcome, Outcome::Succeeded, "{}", report.text());
+    let summary = report.expect(Outcome::Succeeded, "first run");
     assert_eq!(summary.delivered as usize, ids.len());
     assert_eq!(report.delivered(), ids.len());
     let state = env.state().await;
@@ -66,12 +65,7 @@ async fn mode_none_spools_then_publishes_without_acknowledging() {
         .unwrap();
     let ids = sample_backlog(&env).await;
     let report = env.run_mode("None").await;
-    assert_eq!(
-        report.summary().outcome,
-        Outcome::Succeeded,
-        "{}",
-        report.text()
-    );
+    report.expect(Outcome::Succeeded, "run");
     let state = env.state().await;
     assert_each_exactly_once(&env, &state);
     assert_eq!(env.files().len(), ids.len());
@@ -103,17 +97,10 @@ async fn transient_faults_are_retried_and_everything_lands_once() {
             .await;
         env.fault(kind, 1, params).await;
         let report = env.run_mode("Ack").await;
-        assert_eq!(
-            report.summary().outcome,
-            Outcome::Succeeded,
-            "{kind}: {}",
-            report.text()
-        );
+        report.expect(Outcome::Succeeded, kind);
         let state = env.state().await;
         assert_each_exactly_once(&env, &state);
-        for (id, _, server_state, _) in server_view(&state) {
-            assert_eq!(server_state, "acked", "{kind}: {id}");
-        }
+        assert_server_states(&state, "acked", kind);
     }
 }
 
@@ -125,12 +112,7 @@ async fn a_stalled_body_times_out_and_is_retried() {
     let mut config = env.config("Ack");
     config["timeoutSec"] = json!(2);
     let report = env.run(config).await;
-    assert_eq!(
-        report.summary().outcome,
-        Outcome::Succeeded,
-        "{}",
-        report.text()
-    );
+    report.expect(Outcome::Succeeded, "run");
     assert_eq!(report.delivered(), 1);
 }
 
@@ -153,9 +135,7 @@ async fn an_acknowledgement_the_server_forgot_is_repeated_never_the_file() {
     let state = env.state().await;
     assert_each_exactly_once(&env, &state);
     assert_eq!(env.files().len(), ids.len());
-    for (id, _, server_state, _) in server_view(&state) {
-        assert_eq!(server_state, "acked", "{id}");
-    }
+    assert_server_states(&state, "acked", "after the run");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -235,12 +215,7 @@ async fn a_corrupted_copy_is_quarantined_and_released_when_a_good_copy_comes() {
         assert_eq!(server_view(&state)[0].3, 0, "{kind}: not acknowledged");
         // The server sends it intact next time: published, acknowledged, quarantine cleared.
         let second = env.run_mode("Ack").await;
-        assert_eq!(
-            second.summary().outcome,
-            Outcome::Succeeded,
-            "{kind}: {}",
-            second.text()
-        );
+        second.expect(Outcome::Succeeded, kind);
         assert_eq!(env.files().len(), 1);
         assert!(list(&env.state.join("quarantine")).is_empty(), "{kind}");
     }
@@ -252,12 +227,7 @@ async fn a_server_that_always_has_more_cannot_keep_a_run_busy() {
     env.enqueue(json!([text("SDLoen", "a.csv", "a")])).await;
     env.fault("hasMoreForever", 1, json!(null)).await;
     let report = env.run_mode("Ack").await;
-    assert_eq!(
-        report.summary().outcome,
-        Outcome::Succeeded,
-        "{}",
-        report.text()
-    );
+    report.expect(Outcome::Succeeded, "run");
     assert!(
         report.summary().pages <= 3,
         "{} pages",
@@ -295,12 +265,7 @@ async fn duplicate_and_hostile_names_land_safely_and_never_replace() {
     env.fault("hostileFileNames", 1, json!({"system": "Prisme"}))
         .await;
     let report = env.run_mode("Ack").await;
-    assert_eq!(
-        report.summary().outcome,
-        Outcome::Succeeded,
-        "{}",
-        report.text()
-    );
+    report.expect(Outcome::Succeeded, "run");
     let state = env.state().await;
     assert_each_exactly_once(&env, &state);
     assert_eq!(list(&env.sd_loen).len(), 2, "same name, two files");

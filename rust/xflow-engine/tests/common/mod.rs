@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use xflow_engine::{Event, NextEvent, Run, RunConfig, Summary};
+use xflow_engine::{Event, NextEvent, Outcome, Run, RunConfig, Summary};
 use xflow_sim::{ControlClient, RunningSim, SimConfig, Simulator};
 
 pub const TOKEN: &str = "engine-test-token-7f3a";
@@ -51,6 +51,12 @@ pub struct Report {
 }
 
 impl Report {
+    /// Asserts the run's outcome (showing every event when it differs) and returns the summary.
+    pub fn expect(&self, outcome: Outcome, context: &str) -> &Summary {
+        let summary = self.summary();
+        assert_eq!(summary.outcome, outcome, "{context}: {}", self.text());
+        summary
+    }
     pub fn summary(&self) -> &Summary {
         self.summary.as_ref().expect("the run ended with a summary")
     }
@@ -190,5 +196,12 @@ pub fn assert_each_exactly_once(env: &Env, state: &Value) {
     for (id, sha, _, _) in server_view(state) {
         let copies = hashes.iter().filter(|h| **h == sha).count();
         assert_eq!(copies, 1, "delivery {id} landed {copies} times");
+    }
+}
+
+/// Asserts that the server holds every delivery in `expected` state ("acked", "pending", …).
+pub fn assert_server_states(state: &Value, expected: &str, context: &str) {
+    for (id, _, server_state, _) in server_view(state) {
+        assert_eq!(server_state, expected, "{context}: delivery {id}");
     }
 }
