@@ -1,0 +1,398 @@
+#Requires -Version 7.0
+<#
+.SYNOPSIS
+    The benchmarks behind `build.ps1 -Bench [-Quick]`: Invoke-XFlowDelivery against the reference
+    script (bench/Reference-Delivery.ps1) and the disk's durable-publish limit, measured side by
+    side in one run on one machine. Writes out/bench/results.json and prints a table.
+
+.DESCRIPTION
+    build.ps1 has built the module (release) and the simulator; this script builds the Rust
+    micro-benchmark (rust/xflow-bench) and then measures, against target/release/xflow-sim over
+    loopback HTTPS:
+      1. Backlog drain: N deliveries of 4 KiB, SD Løn and Prisme, drained by Invoke-XFlowDelivery,
+         by the reference script, and the disk's limit (xflow-bench disk-limit: the engine's own
+         create, write, fsync, no-replace rename and folder fsync every B files, best B).
+         Interleaved rounds; the best round of each counts (interference only ever slows down).
+      2. Idle run (nothing pending): fresh `pwsh -NoProfile` processes (bare, module + one run,
+         reference script), interleaved, medians; and the median of repeated runs in one warm
+         session.
+      3. Memory: peak resident memory (VmHWM) of a fresh pwsh draining a small and a large
+         backlog, and of one that only imported the module.
+      4. Large file: one delivery (the simulator's `oversize` fault): peak memory, throughput.
+    Every drain is checked: every delivery is a file in its folder, no temp file is left, the
+    server has every one acknowledged. Targets are reported, never asserted (CI runs -Quick).
+    Every child gets the API token through its environment, never its command line.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)][string]$Root,
+    [Parameter(Mandatory)][string]$ModulePath,
+    [switch]$Quick
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$PSNativeCommandUseErrorActionPreference = $false
+
+Import-Module (Join-Path $Root 'tests/TestHelpers.psm1') -Force
+
+$Settings = if ($Quick) {
+    @{ DrainCount = 300; DrainRounds = 1; FileSize = 4096; IdleRepeats = 3; WarmRepeats = 3
+       MemorySmall = 1000; MemoryLarge = 3000; MemoryFileSize = 2048; LargeBytes = 16MB }
+} else {
+    @{ DrainCount = 5000; DrainRounds = 2; FileSize = 4096; IdleRepeats = 10; WarmRepeats = 10
+       MemorySmall = 1000; MemoryLarge = 50000; MemoryFileSize = 2048; LargeBytes = 256MB }
+}
+$DiskBatches = @(1, 10, 100)
+$ChildTimeoutSec = 600
+
+$ModuleManifest = Join-Path $ModulePath 'XFlowDelivery.psd1'
+$RunScript = Join-Path $Root 'bench/Invoke-BenchRun.ps1'
+$ReferenceScript = Join-Path $Root 'bench/Reference-Delivery.ps1'
+$ResultsDir = Join-Path $Root 'out/bench'
+$TargetDir = Get-XFlowTargetDir
+$BenchExe = Join-Path $TargetDir ('release/xflow-bench' + ($IsWindows ? '.exe' : ''))
+
+function Write-Step([string]$Message) {
+    Write-Host "==> $Message" -ForegroundColor Cyan
+}
+
+function Invoke-BenchProcess {
+    <#
+    Runs a process to the end with stdin closed; returns its exit code, stdout, stderr and wall
+    time (start to exit, milliseconds). Secrets go in -Environment, never in -ArgumentList.
+    #>
+    param(
+        [Parameter(Mandatory)][string]$FilePath,
+        [string[]]$ArgumentList = @(),
+        [hashtable]$Environment = @{},
+        [string]$StandardInput
+    )
+    $psi = [Diagnostics.ProcessStartInfo]::new($FilePath)
+    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
+    foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
+    $psi.UseShellExecute = $false
+    $psi.RedirectStandardInput = $true
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $watch = [Diagnostics.Stopwatch]::StartNew()
+    $p = [Diagnostics.Process]::Start($psi)
+    try {
+        if ($StandardInput) { $p.StandardInput.Write($StandardInput) }
+        $p.StandardInput.Close()
+        $out = $p.StandardOutput.ReadToEndAsync()
+        $err = $p.StandardError.ReadToEndAsync()
+        if (-not $p.WaitForExit($ChildTimeoutSec * 1000)) {
+            $p.Kill($true)
+            throw "'$FilePath $($ArgumentList -join ' ')' did not finish within $ChildTimeoutSec s"
+        }
+        $p.WaitForExit()
+        $watch.Stop()
+        [pscustomobject]@{
+            ExitCode     = $p.ExitCode
+            Stdout       = $out.Result
+            Stderr       = $err.Result
+            Milliseconds = $watch.Elapsed.TotalMilliseconds
+        }
+    }
+    finally { $p.Dispose() }
+}
+
+function Invoke-Pwsh {
+    # A fresh `pwsh -NoProfile ...` like this one (under `dotnet pwsh`: dotnet pwsh.dll).
+    param([string[]]$ArgumentList, [hashtable]$Environment = @{})
+    $pwsh = Get-XFlowPwshCommand
+    Invoke-BenchProcess -FilePath $pwsh.FilePath -ArgumentList (@($pwsh.Prefix) + '-NoProfile' + $ArgumentList) -Environment $Environment
+}
+
+function Get-JsonResult {
+    # The last stdout line of a child that must have succeeded, as an object.
+    param([Parameter(Mandatory)]$Result, [Parameter(Mandatory)][string]$What)
+    $last = @($Result.Stdout -split "`r?`n" | Where-Object { $_.Trim() }) | Select-Object -Last 1
+    if ($Result.ExitCode -ne 0 -or -not $last) {
+        throw "$What failed (exit code $($Result.ExitCode)):`n$($Result.Stdout)`n$($Result.Stderr)"
+    }
+    $last | ConvertFrom-Json
+}
+
+function Get-Median([double[]]$Values) {
+    $sorted = @($Values | Sort-Object)
+    $mid = [int][Math]::Floor($sorted.Count / 2)
+    if ($sorted.Count % 2) { return $sorted[$mid] }
+    ($sorted[$mid - 1] + $sorted[$mid]) / 2
+}
+
+function New-RunFolders {
+    # Fresh import folders (with "Løn" and a space, as on a real server) and state folder.
+    param([string]$Name)
+    $root = Join-Path $script:Work $Name
+    $f = [pscustomobject]@{
+        SdLoen = Join-Path $root 'SD Løn'
+        Prisme = Join-Path $root 'Prisme'
+        State  = Join-Path $root 'state'
+    }
+    New-Item -ItemType Directory -Path $f.SdLoen, $f.Prisme, $f.State -Force | Out-Null
+    $f
+}
+
+function Reset-Backlog {
+    # An empty simulator, then `Count` generated deliveries of about `Size` bytes (none: idle).
+    param([int]$Count, [int]$Size = $Settings.FileSize)
+    Reset-XFlowSim -Sim $script:Sim
+    if ($Count -gt 0) {
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{
+            count = $Count; size = $Size; systems = @('SDLoen', 'Prisme'); kind = 'sample'
+        } | Out-Null
+    }
+}
+
+function Assert-Drained {
+    # Every delivery is a file in its folder, no temp file is left, and the server has every
+    # one acknowledged: a bench that lost or duplicated files would measure nothing.
+    param($Folders, [int]$Expected, [string]$What)
+    $files = @(Get-ChildItem -LiteralPath $Folders.SdLoen, $Folders.Prisme -File -Force)
+    $temp = @($files | Where-Object Name -Like '.xflow-*.partial')
+    $state = Invoke-XFlowSimControl -Sim $script:Sim -Path 'state?summary=true'
+    if ($files.Count -ne $Expected -or $temp.Count -ne 0 -or $state.counts.acked -ne $Expected -or $state.counts.pending -ne 0) {
+        throw "$What did not drain the backlog: $($files.Count) files ($($temp.Count) temp) for $Expected deliveries; server: $($state.counts.acked) acknowledged, $($state.counts.pending) pending."
+    }
+}
+
+function Invoke-OurRun {
+    # One fresh pwsh running Invoke-XFlowDelivery (bench/Invoke-BenchRun.ps1): run times, peak memory.
+    param($Folders, [int]$Repeat = 1)
+    $result = Invoke-Pwsh -Environment $script:ChildEnv -ArgumentList @(
+        '-NonInteractive', '-File', $RunScript, '-ModulePath', $ModuleManifest,
+        '-BaseUrl', $script:Sim.BaseUrl, '-CaCertificatePath', $script:Sim.CaPath,
+        '-SdLoenPath', $Folders.SdLoen, '-PrismePath', $Folders.Prisme, '-StatePath', $Folders.State,
+        '-Repeat', "$Repeat")
+    Get-JsonResult -Result $result -What 'Invoke-XFlowDelivery'
+}
+
+function Invoke-ReferenceRun {
+    param($Folders)
+    Invoke-Pwsh -Environment $script:ChildEnv -ArgumentList @(
+        '-NonInteractive', '-File', $ReferenceScript, '-BaseUrl', $script:Sim.BaseUrl,
+        '-SdLoenPath', $Folders.SdLoen, '-PrismePath', $Folders.Prisme)
+}
+
+function Measure-Drain {
+    $n = $Settings.DrainCount
+    $ours = [Collections.Generic.List[double]]::new()
+    $reference = [Collections.Generic.List[double]]::new()
+    $disk = [Collections.Generic.List[object]]::new()
+    foreach ($round in 1..$Settings.DrainRounds) {
+        Write-Step "drain round $round/$($Settings.DrainRounds): disk limit ($n files, folder fsync every $($DiskBatches -join '/') files)"
+        $diskDir = Join-Path $script:Work "disk-$round"
+        New-Item -ItemType Directory -Path $diskDir -Force | Out-Null
+        $r = Invoke-BenchProcess -FilePath $BenchExe -ArgumentList @('disk-limit', '--dir', $diskDir,
+            '--count', "$n", '--size', "$($Settings.FileSize)", '--batches', ($DiskBatches -join ','))
+        $disk.Add((Get-JsonResult -Result $r -What 'xflow-bench disk-limit'))
+
+        Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries"
+        Reset-Backlog -Count $n
+        $f = New-RunFolders "ours-$round"
+        $run = Invoke-OurRun -Folders $f
+        Assert-Drained -Folders $f -Expected $n -What 'Invoke-XFlowDelivery'
+        $ours.Add($run.runMs[0])
+
+        Write-Step "drain round ${round}: reference script, $n deliveries"
+        Reset-Backlog -Count $n
+        $f = New-RunFolders "reference-$round"
+        $ref = Get-JsonResult -Result (Invoke-ReferenceRun -Folders $f) -What 'the reference script'
+        Assert-Drained -Folders $f -Expected $n -What 'the reference script'
+        $reference.Add($ref.milliseconds)
+    }
+    $batches = foreach ($b in $DiskBatches) {
+        $best = ($disk | ForEach-Object { $_.batches } | Where-Object batch -EQ $b | Measure-Object filesPerSec -Maximum).Maximum
+        [pscustomobject]@{ Batch = $b; FilesPerSec = $best }
+    }
+    $bestBatch = $batches | Sort-Object FilesPerSec -Descending | Select-Object -First 1
+    [pscustomobject]@{
+        OursPerSec      = $n / (($ours | Measure-Object -Minimum).Minimum / 1000)
+        ReferencePerSec = $n / (($reference | Measure-Object -Minimum).Minimum / 1000)
+        DiskBatches     = $batches
+        DiskBest        = $bestBatch
+        OursRoundsMs    = @($ours)
+        ReferenceRoundsMs = @($reference)
+    }
+}
+
+function Measure-Idle {
+    Reset-Backlog -Count 0
+    $f = New-RunFolders 'idle'
+    $quote = { param($s) "'" + ($s -replace "'", "''") + "'" }
+    # The command an administrator's scheduled task would run, with the token from the environment.
+    $oursCommand = "Import-Module $(& $quote $ModuleManifest); Invoke-XFlowDelivery -BaseUrl $(& $quote $script:Sim.BaseUrl) " +
+        '-ApiToken (ConvertTo-SecureString $env:XFLOW_API_TOKEN -AsPlainText -Force) ' +
+        "-SdLoenPath $(& $quote $f.SdLoen) -PrismePath $(& $quote $f.Prisme) -StatePath $(& $quote $f.State) " +
+        "-CaCertificatePath $(& $quote $script:Sim.CaPath) -AckMode Ack -TimeoutSec 100 | Out-Null"
+    $bare = [Collections.Generic.List[double]]::new()
+    $ours = [Collections.Generic.List[double]]::new()
+    $reference = [Collections.Generic.List[double]]::new()
+    # One untimed start of each first (disk cache), then interleaved so drift hits all three alike.
+    foreach ($i in 0..$Settings.IdleRepeats) {
+        $b = Invoke-Pwsh -ArgumentList @('-c', 'exit')
+        $o = Invoke-Pwsh -Environment $script:ChildEnv -ArgumentList @('-c', $oursCommand)
+        $r = Invoke-ReferenceRun -Folders $f
+        foreach ($x in @($b, 'bare pwsh'), @($o, 'Invoke-XFlowDelivery'), @($r, 'the reference script')) {
+            if ($x[0].ExitCode -ne 0) { throw "idle run of $($x[1]) failed:`n$($x[0].Stdout)`n$($x[0].Stderr)" }
+        }
+        if ($i -eq 0) { continue }
+        $bare.Add($b.Milliseconds); $ours.Add($o.Milliseconds); $reference.Add($r.Milliseconds)
+    }
+    Write-Step "idle: $($Settings.WarmRepeats) runs in one warm session"
+    $warm = Invoke-OurRun -Folders $f -Repeat $Settings.WarmRepeats
+    if (@(Get-ChildItem -LiteralPath $f.SdLoen, $f.Prisme -Force).Count -ne 0) { throw 'an idle run wrote a file' }
+    [pscustomobject]@{
+        BareMs      = Get-Median $bare
+        OursMs      = Get-Median $ours
+        ReferenceMs = Get-Median $reference
+        WarmMs      = Get-Median $warm.runMs
+    }
+}
+
+function Measure-Memory {
+    $import = Get-JsonResult -Result (Invoke-Pwsh -ArgumentList @('-NonInteractive', '-File', $RunScript,
+        '-ModulePath', $ModuleManifest, '-ImportOnly')) -What 'importing the module'
+    $peaks = foreach ($n in $Settings.MemorySmall, $Settings.MemoryLarge) {
+        Write-Step "memory: Invoke-XFlowDelivery draining $n pending deliveries"
+        Reset-Backlog -Count $n -Size $Settings.MemoryFileSize
+        $f = New-RunFolders "memory-$n"
+        $run = Invoke-OurRun -Folders $f
+        Assert-Drained -Folders $f -Expected $n -What "the $n-delivery drain"
+        [pscustomobject]@{ Count = $n; PeakKiB = $run.peakKiB; Ms = $run.runMs[0] }
+    }
+    [pscustomobject]@{ ImportPeakKiB = $import.peakKiB; Runs = @($peaks) }
+}
+
+function Measure-LargeFile {
+    $bytes = $Settings.LargeBytes
+    Reset-Backlog -Count 0
+    # `oversize` puts one random delivery of exactly this size at the head of the next GET.
+    Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{
+        kind = 'oversize'; on = 'get'; nth = 1; params = @{ size = $bytes; system = 'SDLoen' }
+    } | Out-Null
+    $f = New-RunFolders 'large'
+    $run = Invoke-OurRun -Folders $f
+    Assert-Drained -Folders $f -Expected 1 -What 'the large delivery'
+    $file = Get-ChildItem -LiteralPath $f.SdLoen -File
+    if ($file.Length -ne $bytes) { throw "the large delivery landed with $($file.Length) bytes, not $bytes" }
+    [pscustomobject]@{ Bytes = $bytes; PeakKiB = $run.peakKiB; Ms = $run.runMs[0] }
+}
+
+function Get-Machine {
+    $cpu = if (Test-Path -LiteralPath '/proc/cpuinfo') {
+        (Get-Content -LiteralPath '/proc/cpuinfo' | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^[^:]*:\s*', ''
+    } else { $env:PROCESSOR_IDENTIFIER }
+    $kernel = if ($IsLinux) { (& uname -r).Trim() } else { [Environment]::OSVersion.VersionString }
+    [ordered]@{
+        cores      = [Environment]::ProcessorCount
+        kernel     = $kernel
+        os         = [Runtime.InteropServices.RuntimeInformation]::OSDescription
+        cpu        = $cpu
+        powershell = "$($PSVersionTable.PSVersion)"
+        dotnet     = [Runtime.InteropServices.RuntimeInformation]::FrameworkDescription
+    }
+}
+
+# --- run ------------------------------------------------------------------------------------
+
+Write-Step 'cargo build --release -p xflow-bench'
+Push-Location $Root
+try {
+    # Built with the module's crates, so cargo reuses their release artifacts.
+    & cargo build --release -p xflow-delivery-ffi -p xflow-sim -p xflow-bench
+    if ($LASTEXITCODE -ne 0) { throw "cargo build -p xflow-bench failed with exit code $LASTEXITCODE" }
+}
+finally { Pop-Location }
+
+$script:Work = New-XFlowTestDirectory -Name 'xflow-bench'
+$script:Sim = $null
+$benchWatch = [Diagnostics.Stopwatch]::StartNew()
+try {
+    Write-Step 'start the XFlow simulator'
+    $script:Sim = Start-XFlowSim
+    $script:ChildEnv = @{ XFLOW_API_TOKEN = $script:Sim.Token }
+
+    $drain = Measure-Drain
+    Write-Step "idle: fresh pwsh processes, $($Settings.IdleRepeats) each (bare, Invoke-XFlowDelivery, reference)"
+    $idle = Measure-Idle
+    $memory = Measure-Memory
+    Write-Step "large file: one delivery of $($Settings.LargeBytes / 1MB) MiB"
+    $large = Measure-LargeFile
+}
+finally {
+    Stop-XFlowSim -Sim $script:Sim
+    Remove-Item -LiteralPath $script:Work -Recurse -Force -ErrorAction SilentlyContinue
+}
+
+$small = $memory.Runs[0]
+$big = $memory.Runs[1]
+$MiB = { param($kib) [Math]::Round($kib / 1024, 1) }
+$figures = [ordered]@{
+    'drain.ours'               = @{ value = [Math]::Round($drain.OursPerSec, 1); unit = 'deliveries/s' }
+    'drain.reference'          = @{ value = [Math]::Round($drain.ReferencePerSec, 1); unit = 'deliveries/s' }
+    'drain.diskLimit'          = @{ value = [Math]::Round($drain.DiskBest.FilesPerSec, 1); unit = 'files/s'; batch = $drain.DiskBest.Batch }
+    'drain.oursRounds'         = @{ value = @($drain.OursRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
+    'drain.referenceRounds'    = @{ value = @($drain.ReferenceRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
+    'idle.barePwsh'            = @{ value = [Math]::Round($idle.BareMs); unit = 'ms' }
+    'idle.ours'                = @{ value = [Math]::Round($idle.OursMs); unit = 'ms' }
+    'idle.reference'           = @{ value = [Math]::Round($idle.ReferenceMs); unit = 'ms' }
+    'idle.oursWarm'            = @{ value = [Math]::Round($idle.WarmMs, 1); unit = 'ms' }
+    'memory.importOnly'        = @{ value = & $MiB $memory.ImportPeakKiB; unit = 'MiB' }
+    "memory.drain$($small.Count)" = @{ value = & $MiB $small.PeakKiB; unit = 'MiB' }
+    "memory.drain$($big.Count)" = @{ value = & $MiB $big.PeakKiB; unit = 'MiB' }
+    'large.size'               = @{ value = $large.Bytes / 1MB; unit = 'MiB' }
+    'large.peak'               = @{ value = & $MiB $large.PeakKiB; unit = 'MiB' }
+    'large.peakOverImport'     = @{ value = & $MiB ($large.PeakKiB - $memory.ImportPeakKiB); unit = 'MiB' }
+    'large.throughput'         = @{ value = [Math]::Round(($large.Bytes / 1MB) / ($large.Ms / 1000), 1); unit = 'MiB/s' }
+}
+foreach ($b in $drain.DiskBatches) {
+    $figures["drain.diskLimit.batch$($b.Batch)"] = @{ value = [Math]::Round($b.FilesPerSec, 1); unit = 'files/s' }
+}
+$ratios = [ordered]@{
+    drainOursOverReference   = [Math]::Round($drain.OursPerSec / $drain.ReferencePerSec, 2)
+    drainOursOverDiskLimit   = [Math]::Round($drain.OursPerSec / $drain.DiskBest.FilesPerSec, 2)
+    idleOverheadOverBareMs   = [Math]::Round($idle.OursMs - $idle.BareMs)
+    idleReferenceOverBareMs  = [Math]::Round($idle.ReferenceMs - $idle.BareMs)
+    idleOursOverReference    = [Math]::Round($idle.OursMs / $idle.ReferenceMs, 2)
+    memoryGrowthMiB          = & $MiB ($big.PeakKiB - $small.PeakKiB)
+}
+# Only the full run's sizes are what the targets speak of; -Quick reports them for form's sake.
+$targets = @(
+    [ordered]@{ name = 'drain >= 3x reference'; actual = $ratios.drainOursOverReference; limit = 3; met = $ratios.drainOursOverReference -ge 3 }
+    [ordered]@{ name = 'drain >= 70% of disk limit'; actual = $ratios.drainOursOverDiskLimit; limit = 0.7; met = $ratios.drainOursOverDiskLimit -ge 0.7 }
+    [ordered]@{ name = 'idle overhead <= 150 ms over bare pwsh'; actual = $ratios.idleOverheadOverBareMs; limit = 150; met = $ratios.idleOverheadOverBareMs -le 150 }
+    [ordered]@{ name = "memory growth <= 30 MB ($($small.Count) -> $($big.Count) pending)"; actual = $ratios.memoryGrowthMiB; limit = 30; met = $ratios.memoryGrowthMiB -le 30 }
+    [ordered]@{ name = "$($large.Bytes / 1MB) MiB delivery in <= 64 MiB (peak over import-only pwsh)"; actual = $figures['large.peakOverImport'].value; limit = 64; met = $figures['large.peakOverImport'].value -le 64 }
+)
+$results = [ordered]@{
+    date       = [DateTimeOffset]::UtcNow.ToString('o')
+    quick      = [bool]$Quick
+    durationSec = [Math]::Round($benchWatch.Elapsed.TotalSeconds)
+    machine    = Get-Machine
+    parameters = [ordered]@{
+        drainDeliveries = $Settings.DrainCount; drainRounds = $Settings.DrainRounds; fileBytes = $Settings.FileSize
+        pageSize = 100; diskBatches = $DiskBatches; idleRepeats = $Settings.IdleRepeats; warmRepeats = $Settings.WarmRepeats
+        memoryBacklogs = @($Settings.MemorySmall, $Settings.MemoryLarge); memoryFileBytes = $Settings.MemoryFileSize
+        largeBytes = $Settings.LargeBytes
+    }
+    figures    = $figures
+    ratios     = $ratios
+    targets    = $targets
+}
+New-Item -ItemType Directory -Path $ResultsDir -Force | Out-Null
+$resultsPath = Join-Path $ResultsDir 'results.json'
+$results | ConvertTo-Json -Depth 10 | Set-Content -LiteralPath $resultsPath -Encoding utf8NoBOM
+
+$figures.GetEnumerator() | ForEach-Object {
+    $v = $_.Value.value
+    [pscustomobject]@{ Figure = $_.Key; Value = ($v -is [array]) ? ($v -join ', ') : $v; Unit = $_.Value.unit }
+} | Format-Table -AutoSize | Out-String -Width 200 | Out-Host
+$ratios.GetEnumerator() | ForEach-Object { [pscustomobject]@{ Ratio = $_.Key; Value = $_.Value } } |
+    Format-Table -AutoSize | Out-String -Width 200 | Out-Host
+$targets | ForEach-Object { [pscustomobject]$_ } | Format-Table -AutoSize | Out-String -Width 200 | Out-Host
+$m = $results.machine
+Write-Host "$($m.cores) cores, kernel $($m.kernel), $($m.cpu); $($results.date); $($results.durationSec) s$($Quick ? ' (quick: small sizes, targets not meaningful)' : '')"
+Write-Host "results: $resultsPath"
