@@ -198,3 +198,128 @@ function Get-XFlowSimState {
 }
 
 Export-ModuleMember -Function *
+
+function Start-XFlowRunOnce {
+    <#
+    .SYNOPSIS
+        Starts tests/RunOnce.ps1 (one Invoke-XFlowDelivery run) in a child pwsh against the
+        simulator. The token goes through the child's environment, never its arguments. Returns
+        a handle for Wait-XFlowRunOnceStart and Wait-XFlowRunOnce; $handle.Process.Kill() is
+        SIGKILL on Linux.
+    #>
+    param(
+        [Parameter(Mandatory)]$Sim,
+        [Parameter(Mandatory)][string]$StatePath,
+        [string]$SdLoenPath,
+        [string]$PrismePath,
+        [ValidateSet('Ack', 'None')][string]$AckMode = 'Ack',
+        [int]$TimeoutSec = 20,
+        [string]$ModulePath = (Split-Path -Parent (Get-XFlowModuleManifest))
+    )
+    $pwsh = Get-XFlowPwshCommand
+    $psi = [Diagnostics.ProcessStartInfo]::new($pwsh.FilePath)
+    $arguments = @($pwsh.Prefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'RunOnce.ps1'),
+        '-ModulePath', $ModulePath, '-BaseUrl', $Sim.BaseUrl, '-StatePath', $StatePath, '-AckMode', $AckMode,
+        '-TimeoutSec', "$TimeoutSec", '-CaCertificatePath', $Sim.CaPath)
+    if ($SdLoenPath) { $arguments += @('-SdLoenPath', $SdLoenPath) }
+    if ($PrismePath) { $arguments += @('-PrismePath', $PrismePath) }
+    foreach ($a in $arguments) { $psi.ArgumentList.Add($a) }
+    $psi.Environment['XFLOW_RUNONCE_TOKEN'] = $Sim.Token
+    $psi.WorkingDirectory = [IO.Path]::GetTempPath()
+    $psi.UseShellExecute = $false
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.RedirectStandardInput = $true
+    $process = [Diagnostics.Process]::Start($psi)
+    $process.StandardInput.Close()
+    [pscustomobject]@{
+        Process     = $process
+        Stderr      = $process.StandardError.ReadToEndAsync()
+        Lines       = [Collections.Generic.List[string]]::new()
+        PendingLine = $null
+        Rest        = $null
+    }
+}
+
+function Wait-XFlowRunOnceStart {
+    <#
+    .SYNOPSIS
+        Reads the child's stdout up to its XFLOW-RUN-START line (module imported, run about to
+        begin). True when it came; false when the child ended first or the timeout passed.
+    #>
+    param([Parameter(Mandatory)]$Run, [int]$TimeoutMs = 60000)
+    $watch = [Diagnostics.Stopwatch]::StartNew()
+    while ($watch.ElapsedMilliseconds -lt $TimeoutMs) {
+        if ($null -eq $Run.PendingLine) { $Run.PendingLine = $Run.Process.StandardOutput.ReadLineAsync() }
+        # A read still pending at the timeout stays on the handle for Wait-XFlowRunOnce.
+        if (-not $Run.PendingLine.Wait([int][Math]::Max(1, $TimeoutMs - $watch.ElapsedMilliseconds))) { return $false }
+        $line = $Run.PendingLine.Result
+        $Run.PendingLine = $null
+        if ($null -eq $line) { return $false }
+        $Run.Lines.Add($line)
+        if ($line -eq 'XFLOW-RUN-START') {
+            # Drain the rest from now on: a child blocked on a full stdout pipe never exits.
+            $Run.Rest = $Run.Process.StandardOutput.ReadToEndAsync()
+            return $true
+        }
+    }
+    $false
+}
+
+function Wait-XFlowRunOnce {
+    <#
+    .SYNOPSIS
+        Waits for the child to end (killing it after TimeoutSec) and returns ExitCode, TimedOut,
+        Output (stdout + stderr) and Result: the parsed XFLOW-RUN-RESULT object, or $null when
+        the run never got that far (killed).
+    #>
+    param([Parameter(Mandatory)]$Run, [int]$TimeoutSec = 120)
+    # Keep reading while waiting: a child blocked on a full stdout pipe never exits.
+    if ($null -ne $Run.PendingLine) {
+        if (-not $Run.PendingLine.Wait($TimeoutSec * 1000)) { $Run.Process.Kill($true) }
+        $line = $Run.PendingLine.Result
+        if ($null -ne $line) { $Run.Lines.Add($line) }
+        $Run.PendingLine = $null
+    }
+    if ($null -eq $Run.Rest) { $Run.Rest = $Run.Process.StandardOutput.ReadToEndAsync() }
+    $timedOut = -not $Run.Process.WaitForExit($TimeoutSec * 1000)
+    if ($timedOut) { $Run.Process.Kill($true) }
+    $Run.Process.WaitForExit()
+    foreach ($line in ($Run.Rest.Result -split "\r?\n")) { if ($line) { $Run.Lines.Add($line) } }
+    $resultLine = $Run.Lines | Where-Object { $_.StartsWith('XFLOW-RUN-RESULT ') } | Select-Object -Last 1
+    $exitCode = $Run.Process.ExitCode
+    $Run.Process.Dispose()
+    $result = $null
+    if ($resultLine) {
+        # A child killed while printing leaves half a line: no result then.
+        try { $result = $resultLine.Substring('XFLOW-RUN-RESULT '.Length) | ConvertFrom-Json } catch { $result = $null }
+    }
+    [pscustomobject]@{
+        ExitCode = $exitCode
+        TimedOut = $timedOut
+        Output   = ($Run.Lines -join "`n") + "`n" + $Run.Stderr.Result
+        Result   = $result
+    }
+}
+
+function Get-XFlowFolderFiles {
+    <#
+    .SYNOPSIS
+        Every file in the given folders, hidden ones included, with its SHA-256: Name, FullName,
+        Sha256, Hidden (a dot name such as the engine's .xflow-*.partial temp files).
+    #>
+    param([Parameter(Mandatory)][string[]]$Path)
+    foreach ($folder in $Path) {
+        if (-not (Test-Path -LiteralPath $folder)) { continue }
+        foreach ($f in Get-ChildItem -LiteralPath $folder -File -Force -Recurse) {
+            [pscustomobject]@{
+                Name     = $f.Name
+                FullName = $f.FullName
+                Sha256   = (Get-FileHash -LiteralPath $f.FullName -Algorithm SHA256).Hash.ToLowerInvariant()
+                Hidden   = $f.Name.StartsWith('.')
+            }
+        }
+    }
+}
+
+Export-ModuleMember -Function *
