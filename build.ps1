@@ -11,7 +11,7 @@
          bindings/NativeMethods.g.cs; not on CI or with -NoRegenerate, so that a stale committed
          binding is caught by the ffi crate's own cargo test instead of being silently fixed)
       2. dotnet build -c Release powershell/XFlowDelivery/XFlowDelivery.csproj
-      3. out/XFlowDelivery/ = psd1 + dll + Format.ps1xml + <os>-<arch>/xflow_delivery.<so|dll|dylib>
+      3. out/XFlowDelivery/ = psd1 + dll + Format.ps1xml + Task.ps1 + en-US help + <os>-<arch>/xflow_delivery.<so|dll|dylib>
     -Test : cargo test --workspace, then Pester 5.7.1 on tests/ (restored from NuGet through
             tests/TestDependencies.proj), then one line "N passed, N failed" for both together.
             Exit code 1 if anything failed.
@@ -142,9 +142,11 @@ function Invoke-Build {
     }
     $nativeDir = Join-Path $ModuleOut $native.Rid
     New-Item -ItemType Directory -Path $nativeDir -Force | Out-Null
-    foreach ($file in 'XFlowDelivery.dll', 'XFlowDelivery.psd1', 'XFlowDelivery.Format.ps1xml') {
+    foreach ($file in 'XFlowDelivery.dll', 'XFlowDelivery.psd1', 'XFlowDelivery.Format.ps1xml', 'XFlowDelivery.Task.ps1') {
         Copy-Item -LiteralPath (Join-Path $managedOut $file) -Destination $ModuleOut
     }
+    New-Item -ItemType Directory -Path (Join-Path $ModuleOut 'en-US') -Force | Out-Null
+    Copy-Item -LiteralPath (Join-Path $managedOut 'en-US/XFlowDelivery.dll-Help.xml') -Destination (Join-Path $ModuleOut 'en-US')
     Copy-Item -LiteralPath $builtNative -Destination (Join-Path $nativeDir $native.Shipped)
     Get-ChildItem -LiteralPath $ModuleOut -Recurse -File |
         ForEach-Object { Write-Host ('    ' + [IO.Path]::GetRelativePath($Root, $_.FullName)) }

@@ -9,15 +9,27 @@
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Desktop', 'Core')
     FormatsToProcess     = @('XFlowDelivery.Format.ps1xml')
-    CmdletsToExport      = @('Invoke-XFlowDelivery')
+    CmdletsToExport      = @(
+        'Invoke-XFlowDelivery'
+        'New-XFlowDeliveryConfig'
+        'Get-XFlowDeliveryConfig'
+        'Test-XFlowDeliveryConnection'
+        'Get-XFlowDeliveryHistory'
+        'Get-XFlowDeliveryStatus'
+        'Remove-XFlowDeliveryQuarantine'
+        'Register-XFlowDeliveryTask'
+        'Unregister-XFlowDeliveryTask'
+    )
     FunctionsToExport    = @()
     AliasesToExport      = @()
     VariablesToExport    = @()
+    FileList             = @('XFlowDelivery.dll', 'XFlowDelivery.psd1', 'XFlowDelivery.Format.ps1xml', 'XFlowDelivery.Task.ps1', 'en-US/XFlowDelivery.dll-Help.xml')
     PrivateData          = @{
         PSData = @{
-            Tags       = @('XFlow', 'SDLoen', 'Prisme', 'Payroll', 'Delivery', 'Windows', 'Linux', 'PSEdition_Desktop', 'PSEdition_Core')
+            Tags       = @('XFlow', 'SDLoen', 'Prisme', 'Payroll', 'Delivery', 'ScheduledTask', 'Windows', 'Linux', 'PSEdition_Desktop', 'PSEdition_Core')
             ProjectUri = 'https://github.com/xflow-delivery/xflow-delivery'
             LicenseUri = 'https://github.com/xflow-delivery/xflow-delivery/blob/main/LICENSE'
+            ReleaseNotes = 'Configuration file with a protected token, connection test, history and status, scheduled task with documented exit codes and events.'
         }
     }
 }

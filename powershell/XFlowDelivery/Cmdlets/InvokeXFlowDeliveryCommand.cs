@@ -1,8 +1,8 @@
 using System;
 using System.Globalization;
-using System.IO;
 using System.Management.Automation;
 using System.Security;
+using XFlowDelivery.Config;
 using XFlowDelivery.Model;
 using XFlowDelivery.Native;
 
@@ -14,14 +14,15 @@ namespace XFlowDelivery.Cmdlets
     /// Every file is downloaded, checked against the SHA-256 the server announced, written to a hidden
     /// temporary file in the target folder and then published under its final name in one atomic step;
     /// only after that is it acknowledged to XFlow (with -AckMode Ack). Writes one XFlowDeliveredFile
-    /// per published file. A failure of one delivery is a non-terminating error; a failure of the
-    /// whole run (server unreachable, authentication, bad configuration) is a terminating error
-    /// whose ErrorId names the cause.
+    /// per published file, then one XFlowRunSummary. A failure of one delivery is a non-terminating
+    /// error; a failure of the whole run (server unreachable, authentication, bad configuration) is a
+    /// terminating error whose ErrorId names the cause. With -WhatIf the deliveries are fetched and
+    /// validated, nothing is written or acknowledged, and each one is reported as "What if: Deliver …".
     /// </para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Invoke, "XFlowDelivery")]
-    [OutputType(typeof(XFlowDeliveredFile))]
-    public sealed class InvokeXFlowDeliveryCommand : PSCmdlet
+    [Cmdlet(VerbsLifecycle.Invoke, "XFlowDelivery", DefaultParameterSetName = ExplicitSet, SupportsShouldProcess = true)]
+    [OutputType(typeof(XFlowDeliveredFile), typeof(XFlowRunSummary))]
+    public sealed class InvokeXFlowDeliveryCommand : XFlowRunCmdletBase
     {
         private const uint PollMilliseconds = 200;
         private const int ProgressActivityId = 1;
@@ -30,95 +31,37 @@ namespace XFlowDelivery.Cmdlets
         private XfdRunHandle? _run;
         private bool _stopping;
 
-        /// <summary>XFlow API base URL, e.g. https://xflow.example.dk/api/v1/. https only, unless -AllowInsecureHttp with a loopback address.</summary>
-        [Parameter(Mandatory = true, Position = 0)]
-        [ValidateNotNull]
-        public Uri BaseUrl { get; set; } = null!;
-
-        /// <summary>The XFlow public API token. Never written to any output, log or error.</summary>
-        [Parameter(Mandatory = true)]
-        [ValidateNotNull]
-        public SecureString ApiToken { get; set; } = null!;
-
-        /// <summary>Import folder of SD Løn. Omit if this server does not deliver to SD Løn.</summary>
-        [Parameter]
-        [ValidateNotNullOrEmpty]
-        public string? SdLoenPath { get; set; }
-
-        /// <summary>Import folder of Prisme. Omit if this server does not deliver to Prisme.</summary>
-        [Parameter]
-        [ValidateNotNullOrEmpty]
-        public string? PrismePath { get; set; }
-
-        /// <summary>Folder for the engine's own state (journal, lock).</summary>
-        [Parameter(Mandatory = true)]
-        [ValidateNotNullOrEmpty]
-        public string StatePath { get; set; } = null!;
-
-        /// <summary>PEM file with an extra CA certificate to trust for the XFlow server.</summary>
-        [Parameter]
-        [ValidateNotNullOrEmpty]
-        public string? CaCertificatePath { get; set; }
-
-        /// <summary>Ack (default): acknowledge each delivery after it is published. None: do not acknowledge.</summary>
-        [Parameter]
-        [ValidateSet("Ack", "None")]
-        public string AckMode { get; set; } = "Ack";
-
-        /// <summary>Timeout of each HTTP request, in seconds (1–3600).</summary>
-        [Parameter]
-        [ValidateRange(1, 3600)]
-        public int TimeoutSec { get; set; } = 100;
-
-        /// <summary>Allow plain http, only to a loopback address (testing).</summary>
-        [Parameter]
-        public SwitchParameter AllowInsecureHttp { get; set; }
-
-        protected override void BeginProcessing()
+        protected override void ProcessRecord()
         {
+            var values = ReadRunSettings(out var token, out bool ownsToken);
             try
             {
-                NativeLibraryLoader.EnsureLoaded();
+                var folders = $"SD Løn: {values.SdLoenPath ?? "not configured"}; Prisme: {values.PrismePath ?? "not configured"}";
+                if (!ShouldProcess(
+                        $"Fetch pending deliveries from {values.BaseUrl}, write them into the import folders ({folders}) and acknowledge them (ack mode {values.AckMode}).",
+                        $"Fetch pending deliveries from {values.BaseUrl} and write them into the import folders ({folders})?",
+                        "Invoke-XFlowDelivery",
+                        out var reason))
+                {
+                    if (reason != ShouldProcessReason.WhatIf) return; // declined at -Confirm
+                    values.WhatIf = true; // fetch and validate only; nothing written or acknowledged
+                }
+                WriteVerbose($"Fetching deliveries from {values.BaseUrl} ({folders}; state: {values.StatePath}; ack: {values.AckMode}" +
+                             (values.WhatIf ? "; WhatIf: nothing is written or acknowledged" : "") + ").");
+                Run(values, token);
             }
-            catch (XFlowDeliveryLoadException ex)
+            finally
             {
-                ThrowTerminatingError(ErrorMapping.FromLoadFailure(ex));
+                if (ownsToken) token.Dispose();
             }
         }
 
-        protected override void ProcessRecord()
+        private void Run(RunConfigValues values, SecureString token)
         {
-            if (!BaseUrl.IsAbsoluteUri)
-            {
-                ThrowTerminatingError(ErrorMapping.FromCmdlet("InvalidBaseUrl", ErrorCategory.InvalidArgument,
-                    $"BaseUrl '{BaseUrl.OriginalString}' is not an absolute URL.", BaseUrl));
-            }
-
-            var values = new RunConfigValues
-            {
-                BaseUrl = BaseUrl.OriginalString,
-                SdLoenPath = SdLoenPath == null ? null : ResolveFolder(SdLoenPath, nameof(SdLoenPath)),
-                PrismePath = PrismePath == null ? null : ResolveFolder(PrismePath, nameof(PrismePath)),
-                StatePath = ResolveFolder(StatePath, nameof(StatePath)),
-                CaCertificatePath = CaCertificatePath == null ? null : ResolveFolder(CaCertificatePath, nameof(CaCertificatePath)),
-                AckMode = AckMode,
-                TimeoutSec = TimeoutSec,
-                AllowInsecureHttp = AllowInsecureHttp.IsPresent,
-                WhatIf = false,
-            };
-            if (values.SdLoenPath == null && values.PrismePath == null)
-            {
-                ThrowTerminatingError(ErrorMapping.FromCmdlet("NoImportFolder", ErrorCategory.InvalidArgument,
-                    "Give -SdLoenPath, -PrismePath or both: without an import folder there is nothing to deliver to.", null));
-            }
-
-            WriteVerbose($"Fetching deliveries from {values.BaseUrl} (SD Løn: {values.SdLoenPath ?? "not configured"}; " +
-                         $"Prisme: {values.PrismePath ?? "not configured"}; state: {values.StatePath}; ack: {values.AckMode}).");
-
             XfdRunHandle? run = null;
             try
             {
-                using (var config = RunConfigJson.Create(values, ApiToken))
+                using (var config = RunConfigJson.Create(values, token))
                 {
                     run = NativeRun.Start(config);
                 } // the config JSON (with the token) is zeroed and freed here
@@ -127,11 +70,11 @@ namespace XFlowDelivery.Cmdlets
                     _run = run;
                     if (_stopping) run.Cancel();
                 }
-                Pump(run);
+                Pump(run, values.BaseUrl);
             }
             catch (XFlowDeliveryException ex)
             {
-                ThrowTerminatingError(ErrorMapping.ToErrorRecord(ex));
+                Fail(ex);
             }
             finally
             {
@@ -154,10 +97,11 @@ namespace XFlowDelivery.Cmdlets
         }
 
         /// <summary>Pulls events on the pipeline thread; every Write* happens here.</summary>
-        private void Pump(XfdRunHandle run)
+        private void Pump(XfdRunHandle run, string baseUrl)
         {
             EngineEvent? summary = null;
             bool progressShown = false;
+            long planned = 0;
             while (true)
             {
                 var status = NativeRun.NextEvent(run, PollMilliseconds, out var engineEvent);
@@ -176,6 +120,11 @@ namespace XFlowDelivery.Cmdlets
                         break;
                     case "delivered":
                         WriteObject(ToDeliveredFile(engineEvent));
+                        break;
+                    case "planned":
+                        planned++;
+                        // Under -WhatIf this only prints "What if: Deliver …"; it never returns true.
+                        ShouldProcess($"Deliver '{engineEvent.FileName}' ({engineEvent.Size} bytes, {engineEvent.System}) to '{engineEvent.Path}'.", "", "");
                         break;
                     case "warning":
                         WriteWarning(engineEvent.Message ?? "");
@@ -200,49 +149,20 @@ namespace XFlowDelivery.Cmdlets
 
             if (summary == null)
             {
-                ThrowTerminatingError(ErrorMapping.FromCmdlet("Internal", ErrorCategory.NotSpecified,
-                    "The delivery engine finished without reporting a summary.", BaseUrl.OriginalString));
+                Fail("Internal", ErrorCategory.NotSpecified, "The delivery engine finished without reporting a summary.", baseUrl);
                 return;
             }
+            lock (_gate)
+            {
+                if (_stopping) throw new PipelineStoppedException();
+            }
+            var result = ToSummary(summary);
+            result.Planned = planned;
+            WriteObject(result);
             if (summary.Error != null)
             {
-                lock (_gate)
-                {
-                    if (_stopping) throw new PipelineStoppedException();
-                }
                 ThrowTerminatingError(ErrorMapping.ToErrorRecord(summary.Error));
             }
-        }
-
-        private string ResolveFolder(string path, string parameterName)
-        {
-            string resolved;
-            ProviderInfo provider;
-            try
-            {
-                // Relative paths resolve against PowerShell's current location, not the process cwd.
-                resolved = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out provider, out _);
-            }
-            catch (Exception ex) when (ex is ItemNotFoundException || ex is System.Management.Automation.DriveNotFoundException
-                                       || ex is ProviderNotFoundException || ex is NotSupportedException
-                                       || ex is ArgumentException || ex is PSInvalidOperationException)
-            {
-                ThrowTerminatingError(ErrorMapping.FromCmdlet("InvalidPath", ErrorCategory.InvalidArgument,
-                    $"-{parameterName} '{path}' is not a valid file system path: {ex.Message}", path));
-                throw; // unreachable
-            }
-
-            if (!string.Equals(provider.Name, "FileSystem", StringComparison.OrdinalIgnoreCase))
-            {
-                ThrowTerminatingError(ErrorMapping.FromCmdlet("InvalidPath", ErrorCategory.InvalidArgument,
-                    $"-{parameterName} '{path}' is on the {provider.Name} provider; give a file system path.", path));
-            }
-            if (!Path.IsPathRooted(resolved))
-            {
-                ThrowTerminatingError(ErrorMapping.FromCmdlet("InvalidPath", ErrorCategory.InvalidArgument,
-                    $"-{parameterName} '{path}' does not resolve to an absolute path.", path));
-            }
-            return resolved;
         }
 
         private static ProgressRecord ToProgress(EngineEvent e)
@@ -265,7 +185,7 @@ namespace XFlowDelivery.Cmdlets
             Path = e.Path ?? "",
             Sha256 = e.Sha256 ?? "",
             Size = e.Size ?? 0,
-            CreatedAt = ParseTime(e.CreatedAt),
+            CreatedAt = Time.Parse(e.CreatedAt),
         };
 
         internal static XFlowRunSummary ToSummary(EngineEvent e) => new XFlowRunSummary
@@ -274,7 +194,10 @@ namespace XFlowDelivery.Cmdlets
             Outcome = e.Outcome ?? "",
             Delivered = e.Delivered ?? 0,
             Failed = e.Failed ?? 0,
-            StartedAt = ParseTime(e.StartedAt),
+            Skipped = e.Skipped ?? 0,
+            Reacknowledged = e.Reacknowledged ?? 0,
+            Pages = e.Pages ?? 0,
+            StartedAt = Time.Parse(e.StartedAt),
             Duration = TimeSpan.FromMilliseconds(e.DurationMs ?? 0),
             ErrorId = e.Error?.ErrorId,
             ErrorMessage = e.Error?.Message,
@@ -284,16 +207,8 @@ namespace XFlowDelivery.Cmdlets
         {
             var s = ToSummary(e);
             return string.Format(CultureInfo.InvariantCulture,
-                "Run {0}: {1}; {2} delivered, {3} failed in {4:0.0} s.",
-                s.RunId, s.Outcome, s.Delivered, s.Failed, s.Duration.TotalSeconds);
-        }
-
-        private static DateTimeOffset? ParseTime(string? value)
-        {
-            if (string.IsNullOrEmpty(value)) return null;
-            return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
-                ? parsed
-                : (DateTimeOffset?)null;
+                "Run {0}: {1}; {2} delivered, {3} failed, {4} skipped, {5} acknowledged again in {6:0.0} s.",
+                s.RunId, s.Outcome, s.Delivered, s.Failed, s.Skipped, s.Reacknowledged, s.Duration.TotalSeconds);
         }
     }
 }

@@ -56,6 +56,9 @@ namespace XFlowDelivery.Native
         [DataMember(Name = "outcome")] public string? Outcome { get; set; }
         [DataMember(Name = "delivered")] public long? Delivered { get; set; }
         [DataMember(Name = "failed")] public long? Failed { get; set; }
+        [DataMember(Name = "skipped")] public long? Skipped { get; set; }
+        [DataMember(Name = "reacknowledged")] public long? Reacknowledged { get; set; }
+        [DataMember(Name = "pages")] public long? Pages { get; set; }
         [DataMember(Name = "startedAt")] public string? StartedAt { get; set; }
         [DataMember(Name = "durationMs")] public long? DurationMs { get; set; }
         [DataMember(Name = "error")] public EngineError? Error { get; set; }

@@ -72,7 +72,7 @@ namespace XFlowDelivery.Native
             }
         }
 
-        private static XFlowDeliveryException FailureFrom(int status, XfdBuffer buffer, string function)
+        internal static XFlowDeliveryException FailureFrom(int status, XfdBuffer buffer, string function)
         {
             EngineError? error = null;
             if (buffer.ptr != null && (ulong)buffer.len != 0)

@@ -17,6 +17,8 @@ namespace XFlowDelivery.Native
         public int TimeoutSec = 100;
         public bool AllowInsecureHttp;
         public bool WhatIf;
+        public int? DeadlineSec;
+        public string? ProxyUrl;
     }
 
     /// <summary>
@@ -38,7 +40,11 @@ namespace XFlowDelivery.Native
             Length = length;
         }
 
-        public static RunConfigJson Create(RunConfigValues values, SecureString token)
+        /// <param name="values">Everything but the token.</param>
+        /// <param name="token">The API token.</param>
+        /// <param name="op">null: the bare run configuration (xfd_run_start); otherwise an xfd_call
+        /// request <c>{"op":op,"config":{…}}</c> (preflight).</param>
+        public static RunConfigJson Create(RunConfigValues values, SecureString token, string? op = null)
         {
             // Everything except the token, as a managed string: {"apiToken":"<token>",<rest>}
             var rest = new StringBuilder(256);
@@ -51,9 +57,18 @@ namespace XFlowDelivery.Native
             rest.Append(",\"timeoutSec\":").Append(values.TimeoutSec.ToString(System.Globalization.CultureInfo.InvariantCulture));
             rest.Append(",\"allowInsecureHttp\":").Append(values.AllowInsecureHttp ? "true" : "false");
             rest.Append(",\"whatIf\":").Append(values.WhatIf ? "true" : "false");
+            if (values.DeadlineSec is int deadline) rest.Append(",\"deadlineSec\":").Append(deadline.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (values.ProxyUrl != null) { rest.Append(",\"proxyUrl\":"); EngineJson.AppendString(rest, values.ProxyUrl); }
             rest.Append('}');
+            var open = new StringBuilder();
+            if (op != null)
+            {
+                open.Append("{\"op\":"); EngineJson.AppendString(open, op); open.Append(",\"config\":");
+                rest.Append('}');
+            }
+            open.Append("{\"apiToken\":\"");
 
-            var prefix = Encoding.UTF8.GetBytes("{\"apiToken\":\"");
+            var prefix = Encoding.UTF8.GetBytes(open.ToString());
             var suffix = Encoding.UTF8.GetBytes(rest.ToString());
 
             IntPtr unicode = IntPtr.Zero;

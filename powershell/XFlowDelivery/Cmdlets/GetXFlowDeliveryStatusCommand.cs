@@ -1,0 +1,94 @@
+using System;
+using System.Globalization;
+using System.Linq;
+using System.Management.Automation;
+using System.Text;
+using XFlowDelivery.Model;
+using XFlowDelivery.Native;
+
+namespace XFlowDelivery.Cmdlets
+{
+    /// <summary>
+    /// <para type="synopsis">Shows the last run and last successful run, deliveries awaiting acknowledgement, quarantined deliveries, and files left too long in an import folder.</para>
+    /// </summary>
+    [Cmdlet(VerbsCommon.Get, "XFlowDeliveryStatus", DefaultParameterSetName = ConfigSet)]
+    [OutputType(typeof(XFlowDeliveryStatus))]
+    public sealed class GetXFlowDeliveryStatusCommand : XFlowCmdletBase
+    {
+        private const string StateSet = "StatePath";
+        private const string ConfigSet = "ConfigFile";
+
+        /// <summary>A configuration file; its state folder and import folders are examined.</summary>
+        [Parameter(Mandatory = true, Position = 0, ParameterSetName = ConfigSet)]
+        [ValidateNotNullOrEmpty]
+        public string ConfigPath { get; set; } = null!;
+
+        /// <summary>The state folder (as given to Invoke-XFlowDelivery -StatePath).</summary>
+        [Parameter(Mandatory = true, ParameterSetName = StateSet)]
+        [ValidateNotNullOrEmpty]
+        public string StatePath { get; set; } = null!;
+
+        /// <summary>With -StatePath: the SD Løn import folder to look into for stale files.</summary>
+        [Parameter(ParameterSetName = StateSet)]
+        [ValidateNotNullOrEmpty]
+        public string? SdLoenPath { get; set; }
+
+        /// <summary>With -StatePath: the Prisme import folder to look into for stale files.</summary>
+        [Parameter(ParameterSetName = StateSet)]
+        [ValidateNotNullOrEmpty]
+        public string? PrismePath { get; set; }
+
+        /// <summary>A delivered file older than this many minutes still in an import folder is reported (default 60).</summary>
+        [Parameter]
+        [ValidateRange(1, 525600)]
+        public int StaleAfterMinutes { get; set; } = 60;
+
+        protected override void ProcessRecord()
+        {
+            var statePath = StatePathFrom(ParameterSetName == StateSet ? StatePath : null, ParameterSetName == ConfigSet ? ConfigPath : null, out var config);
+            var sdLoen = config != null ? config.SdLoenPath : (SdLoenPath == null ? null : ResolvePath(SdLoenPath, nameof(SdLoenPath)));
+            var prisme = config != null ? config.PrismePath : (PrismePath == null ? null : ResolvePath(PrismePath, nameof(PrismePath)));
+
+            var json = new StringBuilder("{\"op\":\"status\"");
+            Member(json, "statePath", statePath);
+            json.Append(",\"folders\":[");
+            bool first = true;
+            foreach (var (system, path) in new[] { ("SDLoen", sdLoen), ("Prisme", prisme) })
+            {
+                if (path == null) continue;
+                if (!first) json.Append(',');
+                first = false;
+                json.Append("{\"system\":\"").Append(system).Append('"');
+                Member(json, "path", path);
+                json.Append('}');
+            }
+            json.Append("],\"staleAfterMinutes\":").Append(StaleAfterMinutes.ToString(CultureInfo.InvariantCulture)).Append('}');
+
+            var answer = Call<StatusAnswer>(json.ToString());
+            var status = new XFlowDeliveryStatus
+            {
+                StatePath = statePath,
+                LastRun = XFlowRunRecord.From(answer.LastRun),
+                LastSuccessfulRun = XFlowRunRecord.From(answer.LastSuccessfulRun),
+                AwaitingAcknowledgement = answer.AwaitingAcknowledgement,
+                InProgress = answer.InProgress,
+                Quarantined = (answer.Quarantined ?? new System.Collections.Generic.List<RecordJson>()).Select(XFlowDeliveryRecord.From).ToArray(),
+                StaleFiles = (answer.StaleFiles ?? new System.Collections.Generic.List<StaleFileJson>())
+                    .Select(f => new XFlowStaleFile { System = f.System ?? "", Path = f.Path ?? "", AgeMinutes = f.AgeMinutes, Size = f.Size })
+                    .ToArray(),
+                FolderErrors = (answer.FolderErrors ?? new System.Collections.Generic.List<string>()).ToArray(),
+            };
+            if (status.LastSuccessfulRun?.FinishedAt is DateTimeOffset finished)
+            {
+                status.MinutesSinceLastSuccess = Math.Round((DateTimeOffset.UtcNow - finished).TotalMinutes, 1);
+            }
+            status.Healthy = status.LastRun != null && status.LastRun.ExitCode == ExitCodes.Success
+                             && status.Quarantined.Length == 0 && status.StaleFiles.Length == 0 && status.FolderErrors.Length == 0;
+            foreach (var error in status.FolderErrors)
+            {
+                WriteWarning("Cannot look into an import folder: " + error);
+            }
+            WriteObject(status);
+        }
+    }
+}

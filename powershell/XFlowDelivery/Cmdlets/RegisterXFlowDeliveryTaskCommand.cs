@@ -1,0 +1,244 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using XFlowDelivery.Model;
+using XFlowDelivery.Native;
+
+namespace XFlowDelivery.Cmdlets
+{
+    /// <summary>
+    /// <para type="synopsis">Registers the scheduled run: a Windows scheduled task \XFlowDelivery\XFlowDelivery every 3 minutes, or a systemd service and timer on Linux.</para>
+    /// <para type="description">The action runs the module's XFlowDelivery.Task.ps1 with -File, so the task's Last Run Result is the run's exit code (docs/monitoring.md). Idempotent: an existing registration is left alone unless -Force. -WhatIf shows the definition without registering.</para>
+    /// </summary>
+    [Cmdlet(VerbsLifecycle.Register, "XFlowDeliveryTask", DefaultParameterSetName = AccountSet, SupportsShouldProcess = true)]
+    [OutputType(typeof(XFlowDeliveryTask))]
+    public sealed class RegisterXFlowDeliveryTaskCommand : XFlowCmdletBase
+    {
+        private const string AccountSet = "Account";
+        private const string CredentialSet = "Credential";
+        internal const string DefaultUnitDirectory = "/etc/systemd/system";
+
+        /// <summary>The configuration file the task runs with (New-XFlowDeliveryConfig).</summary>
+        [Parameter(Mandatory = true, Position = 0)]
+        [ValidateNotNullOrEmpty]
+        public string ConfigPath { get; set; } = null!;
+
+        /// <summary>The account the task runs as: a group managed service account (DOMAIN\name$, no password), an account for -LogonType S4U, or on Linux the service user.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = AccountSet)]
+        [ValidateNotNullOrEmpty]
+        public string Account { get; set; } = null!;
+
+        /// <summary>A domain user and its password (Windows, -LogonType Password): stored by Task Scheduler.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = CredentialSet)]
+        [ValidateNotNull]
+        [Credential]
+        public PSCredential Credential { get; set; } = null!;
+
+        /// <summary>Password (default; a stored password or a gMSA) or S4U (no stored password, but no network shares).</summary>
+        [Parameter]
+        [ValidateSet("Password", "S4U")]
+        public string LogonType { get; set; } = "Password";
+
+        /// <summary>Minutes between runs (default 3).</summary>
+        [Parameter]
+        [ValidateRange(1, 60)]
+        public int IntervalMinutes { get; set; } = 3;
+
+        /// <summary>A run is stopped after this many minutes (default 15; Task Scheduler's own default is 72 hours).</summary>
+        [Parameter]
+        [ValidateRange(1, 1440)]
+        public int ExecutionTimeLimitMinutes { get; set; } = 15;
+
+        /// <summary>Full path of pwsh.exe or powershell.exe (Linux: pwsh) the task starts; default: the one running this command.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? PowerShellPath { get; set; }
+
+        /// <summary>Linux: where the units are written (default /etc/systemd/system; only there are they enabled with systemctl).</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? UnitDirectory { get; set; }
+
+        /// <summary>Replace an existing registration.</summary>
+        [Parameter]
+        public SwitchParameter Force { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            var config = LoadConfig(ConfigPath, out var configFile);
+            var account = ParameterSetName == CredentialSet ? Credential.UserName.TrimStart('\\') : Account;
+            bool windows = NativeLibraryLoader.IsWindows;
+
+            if (LogonType == "S4U")
+            {
+                var unc = new[] { config.SdLoenPath, config.PrismePath, config.StatePath, configFile }
+                    .FirstOrDefault(p => p != null && (p.StartsWith("\\\\", StringComparison.Ordinal) || p.StartsWith("//", StringComparison.Ordinal)));
+                if (unc != null)
+                {
+                    Fail("S4UWithNetworkPath", ErrorCategory.InvalidArgument,
+                        $"-LogonType S4U cannot reach network shares, and '{unc}' is one. Use -LogonType Password with -Credential, or a gMSA (-Account DOMAIN\\name$).", unc);
+                }
+            }
+            bool gmsa = account.EndsWith("$", StringComparison.Ordinal);
+            if (windows && LogonType == "Password" && ParameterSetName == AccountSet && !gmsa)
+            {
+                Fail("CredentialRequired", ErrorCategory.InvalidArgument,
+                    $"-LogonType Password for '{account}' needs its password: use -Credential, a group managed service account (DOMAIN\\name$), or -LogonType S4U.", account);
+            }
+
+            var settings = new XFlowTaskSettings
+            {
+                PowerShellPath = FindPowerShell(windows),
+                ScriptPath = Path.Combine(NativeLibraryLoader.ModuleDirectory, "XFlowDelivery.Task.ps1"),
+                ConfigPath = configFile,
+                WorkingDirectory = Path.GetDirectoryName(configFile)!,
+                Account = account,
+                LogonType = LogonType,
+                IntervalMinutes = IntervalMinutes,
+                ExecutionTimeLimitMinutes = ExecutionTimeLimitMinutes,
+                StartBoundary = DateTime.Now.Date,
+            };
+            if (!File.Exists(settings.ScriptPath))
+            {
+                Fail("EntryScriptNotFound", ErrorCategory.ObjectNotFound, $"The module's task entry script '{settings.ScriptPath}' is missing; reinstall the module.", settings.ScriptPath);
+            }
+            WriteObject(windows ? RegisterWindows(settings, gmsa) : RegisterSystemd(settings));
+        }
+
+        private string FindPowerShell(bool windows)
+        {
+            string path = PowerShellPath != null
+                ? ResolvePath(PowerShellPath, nameof(PowerShellPath))
+                : Path.Combine(
+                    SessionState.PSVariable.GetValue("PSHOME")?.ToString() ?? "",
+                    !windows ? "pwsh" : (SessionState.PSVariable.GetValue("PSEdition")?.ToString() == "Desktop" ? "powershell.exe" : "pwsh.exe"));
+            if (!File.Exists(path))
+            {
+                Fail("PowerShellNotFound", ErrorCategory.ObjectNotFound,
+                    $"'{path}' does not exist. Give the full path of pwsh or powershell.exe with -PowerShellPath.", path);
+            }
+            return path;
+        }
+
+        private XFlowDeliveryTask Describe(XFlowTaskSettings s, string name, string scheduler, string location, string definition) => new XFlowDeliveryTask
+        {
+            Name = name,
+            Scheduler = scheduler,
+            Account = s.Account,
+            LogonType = s.LogonType,
+            IntervalMinutes = s.IntervalMinutes,
+            ConfigPath = s.ConfigPath,
+            Location = location,
+            Definition = definition,
+        };
+
+        // NOT RUN HERE (Windows only).
+        private XFlowDeliveryTask RegisterWindows(XFlowTaskSettings s, bool gmsa)
+        {
+            var xml = XFlowDeliveryTaskDefinition.ToTaskSchedulerXml(s);
+            var task = Describe(s, XFlowDeliveryTaskDefinition.TaskPath, "TaskScheduler", XFlowDeliveryTaskDefinition.TaskPath, xml);
+            if (!ShouldProcess($"Register scheduled task {task.Name} as {s.Account} ({s.LogonType}), every {s.IntervalMinutes} minutes, from this definition:\n{xml}",
+                    $"Register scheduled task {task.Name} as {s.Account}?", "Register-XFlowDeliveryTask"))
+            {
+                return task;
+            }
+            try
+            {
+                if (TaskScheduler.Exists() && !Force)
+                {
+                    WriteWarning($"The scheduled task {task.Name} already exists and was left as it is; use -Force to replace it.");
+                    return task;
+                }
+                string? password = ParameterSetName == CredentialSet && !gmsa ? Credential.GetNetworkCredential().Password : null;
+                TaskScheduler.Register(xml, s.Account, password, s.LogonType);
+                task.Registered = true;
+            }
+            catch (Exception ex) when (ex is System.Reflection.TargetInvocationException || ex is System.Runtime.InteropServices.COMException || ex is UnauthorizedAccessException)
+            {
+                var inner = ex.InnerException ?? ex;
+                Fail("TaskRegistrationFailed", ErrorCategory.PermissionDenied,
+                    $"Registering {task.Name} failed: {inner.Message} Run as administrator, and check the account name and password.", task.Name);
+            }
+            try
+            {
+                InvokeCommand.InvokeScript(TaskScheduler.RegisterEventSourceScript);
+            }
+            catch (RuntimeException ex)
+            {
+                WriteWarning("The event source 'XFlowDelivery' could not be registered (administrator rights are needed): " + ex.Message +
+                             " Runs still report through their exit code.");
+            }
+            return task;
+        }
+
+        private XFlowDeliveryTask RegisterSystemd(XFlowTaskSettings s)
+        {
+            var directory = UnitDirectory == null ? DefaultUnitDirectory : ResolvePath(UnitDirectory, nameof(UnitDirectory));
+            var service = XFlowDeliveryTaskDefinition.ToSystemdService(s);
+            var timer = XFlowDeliveryTaskDefinition.ToSystemdTimer(s);
+            var servicePath = Path.Combine(directory, XFlowDeliveryTaskDefinition.ServiceUnit);
+            var timerPath = Path.Combine(directory, XFlowDeliveryTaskDefinition.TimerUnit);
+            var definition = $"# {servicePath}\n{service}\n# {timerPath}\n{timer}";
+            var task = Describe(s, XFlowDeliveryTaskDefinition.TimerUnit, "systemd", directory, definition);
+            if (!ShouldProcess($"Write {servicePath} and {timerPath} (as {s.Account}, every {s.IntervalMinutes} minutes):\n{definition}",
+                    $"Write and enable {XFlowDeliveryTaskDefinition.TimerUnit}?", "Register-XFlowDeliveryTask"))
+            {
+                return task;
+            }
+            if (!Directory.Exists(directory))
+            {
+                Fail("FolderNotFound", ErrorCategory.ObjectNotFound, $"-UnitDirectory '{directory}' does not exist.", directory);
+            }
+            bool exists = File.Exists(servicePath) || File.Exists(timerPath);
+            bool same = exists && File.Exists(servicePath) && File.Exists(timerPath)
+                        && File.ReadAllText(servicePath) == service && File.ReadAllText(timerPath) == timer;
+            if (exists && !same && !Force)
+            {
+                WriteWarning($"{servicePath} or {timerPath} already exists with another definition and was left as it is; use -Force to replace it.");
+                return task;
+            }
+            try
+            {
+                File.WriteAllText(servicePath, service);
+                File.WriteAllText(timerPath, timer);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                Fail("TaskRegistrationFailed", ErrorCategory.PermissionDenied, $"Writing the units into '{directory}' failed: {ex.Message} Run as root.", directory);
+            }
+            task.Registered = true;
+            if (directory == DefaultUnitDirectory)
+            {
+                Systemctl("daemon-reload");
+                Systemctl("enable --now " + XFlowDeliveryTaskDefinition.TimerUnit);
+            }
+            else
+            {
+                WriteWarning($"The units were written to '{directory}', not {DefaultUnitDirectory}: link or copy them there, then run systemctl daemon-reload and systemctl enable --now {XFlowDeliveryTaskDefinition.TimerUnit}.");
+            }
+            return task;
+        }
+
+        internal static string? RunSystemctl(string arguments)
+        {
+            try
+            {
+                return ProcessRunner.Run("systemctl", arguments, out var output) == 0 ? null : output;
+            }
+            catch (System.ComponentModel.Win32Exception ex)
+            {
+                return ex.Message; // no systemctl on this machine
+            }
+        }
+
+        private void Systemctl(string arguments)
+        {
+            var failure = RunSystemctl(arguments);
+            if (failure != null)
+            {
+                Fail("SystemctlFailed", ErrorCategory.InvalidOperation, $"systemctl {arguments} failed: {failure}", arguments);
+            }
+        }
+    }
+}

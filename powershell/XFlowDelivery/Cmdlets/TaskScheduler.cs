@@ -1,0 +1,79 @@
+using System;
+using System.Reflection;
+
+namespace XFlowDelivery.Cmdlets
+{
+    /// <summary>
+    /// NOT RUN HERE (Windows only). The Task Scheduler 2.0 COM API (Schedule.Service) by late
+    /// binding: no ScheduledTasks module (absent on some Server Core setups and in constrained
+    /// sessions), and the service account's password goes straight to the API, never on a command
+    /// line as schtasks /RP would need.
+    /// </summary>
+    internal static class TaskScheduler
+    {
+        private const int TASK_CREATE_OR_UPDATE = 6;
+        private const int TASK_LOGON_PASSWORD = 1;
+        private const int TASK_LOGON_S4U = 2;
+
+        private static object Call(object target, string method, params object?[] args) =>
+            target.GetType().InvokeMember(method, BindingFlags.InvokeMethod, null, target, args)!;
+
+        private static object Connect()
+        {
+            var type = Type.GetTypeFromProgID("Schedule.Service", throwOnError: true)!;
+            var service = Activator.CreateInstance(type)!;
+            Call(service, "Connect", null, null, null, null);
+            return service;
+        }
+
+        private static object? Folder(object service, string path)
+        {
+            try
+            {
+                return Call(service, "GetFolder", path);
+            }
+            catch (TargetInvocationException)
+            {
+                return null; // ERROR_FILE_NOT_FOUND: no such folder
+            }
+        }
+
+        internal static bool Exists()
+        {
+            var folder = Folder(Connect(), XFlowDeliveryTaskDefinition.TaskFolder);
+            if (folder == null) return false;
+            try
+            {
+                Call(folder, "GetTask", XFlowDeliveryTaskDefinition.TaskName);
+                return true;
+            }
+            catch (TargetInvocationException)
+            {
+                return false;
+            }
+        }
+
+        /// <param name="password">null for a gMSA (name$) and for S4U.</param>
+        internal static void Register(string xml, string account, string? password, string logonType)
+        {
+            var service = Connect();
+            var folder = Folder(service, XFlowDeliveryTaskDefinition.TaskFolder)
+                         ?? Call(Call(service, "GetFolder", "\\"), "CreateFolder", XFlowDeliveryTaskDefinition.TaskFolder.TrimStart('\\'), null);
+            int logon = logonType == "S4U" ? TASK_LOGON_S4U : TASK_LOGON_PASSWORD;
+            Call(folder, "RegisterTask", XFlowDeliveryTaskDefinition.TaskName, xml, TASK_CREATE_OR_UPDATE, account, password, logon, null);
+        }
+
+        internal static void Unregister()
+        {
+            var service = Connect();
+            var folder = Folder(service, XFlowDeliveryTaskDefinition.TaskFolder);
+            if (folder == null) return;
+            Call(folder, "DeleteTask", XFlowDeliveryTaskDefinition.TaskName, 0);
+        }
+
+        /// <summary>The event source the entry script writes to; creating it needs administrator rights.</summary>
+        internal const string RegisterEventSourceScript =
+            "if (-not [System.Diagnostics.EventLog]::SourceExists('XFlowDelivery')) { " +
+            "[System.Diagnostics.EventLog]::CreateEventSource('XFlowDelivery', 'Application') }";
+    }
+}

@@ -1,0 +1,56 @@
+using System.Runtime.Serialization;
+
+namespace XFlowDelivery.Config
+{
+    /// <summary>
+    /// The configuration file (JSON, camelCase, written by New-XFlowDeliveryConfig). Everything a
+    /// scheduled run needs; the API token only in protected form (<see cref="TokenDocument"/>).
+    /// </summary>
+    [DataContract]
+    internal sealed class ConfigDocument
+    {
+        internal const int CurrentSchemaVersion = 1;
+
+        [DataMember(Name = "schemaVersion", Order = 0)] public int SchemaVersion { get; set; } = CurrentSchemaVersion;
+        [DataMember(Name = "baseUrl", Order = 1)] public string? BaseUrl { get; set; }
+        [DataMember(Name = "sdLoenPath", Order = 2, EmitDefaultValue = false)] public string? SdLoenPath { get; set; }
+        [DataMember(Name = "prismePath", Order = 3, EmitDefaultValue = false)] public string? PrismePath { get; set; }
+        [DataMember(Name = "statePath", Order = 4)] public string? StatePath { get; set; }
+        [DataMember(Name = "caCertificatePath", Order = 5, EmitDefaultValue = false)] public string? CaCertificatePath { get; set; }
+        [DataMember(Name = "ackMode", Order = 6)] public string AckMode { get; set; } = "Ack";
+        [DataMember(Name = "timeoutSec", Order = 7)] public int TimeoutSec { get; set; } = 100;
+        [DataMember(Name = "deadlineSec", Order = 8)] public int DeadlineSec { get; set; } = 600;
+        [DataMember(Name = "proxyUrl", Order = 9, EmitDefaultValue = false)] public string? ProxyUrl { get; set; }
+        [DataMember(Name = "allowInsecureHttp", Order = 10)] public bool AllowInsecureHttp { get; set; }
+        [DataMember(Name = "token", Order = 11)] public TokenDocument? Token { get; set; }
+    }
+
+    /// <summary>The protected API token and how to unprotect it.</summary>
+    [DataContract]
+    internal sealed class TokenDocument
+    {
+        /// <summary>One of <see cref="TokenProtection"/>'s names.</summary>
+        [DataMember(Name = "protection", Order = 0)] public string? Protection { get; set; }
+
+        /// <summary>The account that wrote it (DOMAIN\user): who can decrypt a CurrentUser token.</summary>
+        [DataMember(Name = "protectedBy", Order = 1)] public string? ProtectedBy { get; set; }
+
+        /// <summary>Base64: DPAPI ciphertext, or (OwnerOnlyFile) the UTF-8 token itself.</summary>
+        [DataMember(Name = "value", Order = 2)] public string? Value { get; set; }
+    }
+
+    /// <summary>How the token is kept at rest.</summary>
+    public enum TokenProtection
+    {
+        /// <summary>Windows DPAPI, user scope: only the account that wrote the file can decrypt it.</summary>
+        DpapiCurrentUser,
+
+        /// <summary>Windows DPAPI, machine scope: any account on this computer can decrypt it, so the
+        /// file's ACL is limited to the service account and Administrators.</summary>
+        DpapiLocalMachine,
+
+        /// <summary>Linux/macOS: the token is stored base64-encoded (NOT encrypted) in a file only its
+        /// owner can read (mode 0600).</summary>
+        OwnerOnlyFile,
+    }
+}

@@ -1,0 +1,227 @@
+using System;
+using System.IO;
+using System.Runtime.Serialization;
+using System.Runtime.Serialization.Json;
+using System.Security;
+using System.Text;
+using XFlowDelivery.Model;
+using XFlowDelivery.Native;
+
+namespace XFlowDelivery.Config
+{
+    /// <summary>
+    /// Reads and writes the configuration file. Every failure is an <see cref="XFlowDeliveryException"/>
+    /// with a stable ErrorId (ConfigFileNotFound, ConfigFileUnreadable, InvalidConfigFile,
+    /// TokenMissing, TokenUnreadable) that <see cref="ExitCodes"/> maps for the scheduled task.
+    /// </summary>
+    internal static class ConfigStore
+    {
+        private static readonly DataContractJsonSerializer Serializer = new DataContractJsonSerializer(typeof(ConfigDocument));
+
+        internal static string RunningAccount => Environment.UserDomainName + "\\" + Environment.UserName;
+
+        internal static ConfigDocument Read(string path)
+        {
+            ConfigDocument? doc;
+            try
+            {
+                using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+                {
+                    doc = Serializer.ReadObject(stream) as ConfigDocument;
+                }
+            }
+            catch (Exception ex) when (ex is FileNotFoundException || ex is DirectoryNotFoundException)
+            {
+                throw new XFlowDeliveryException("ConfigFileNotFound", "ObjectNotFound",
+                    $"The configuration file '{path}' does not exist. Create it with New-XFlowDeliveryConfig.", path);
+            }
+            catch (Exception ex) when (ex is UnauthorizedAccessException || ex is IOException)
+            {
+                throw new XFlowDeliveryException("ConfigFileUnreadable", "ReadError",
+                    $"The configuration file '{path}' cannot be read by {RunningAccount}: {ex.Message} " +
+                    "Give this account read access to the file.", path);
+            }
+            catch (SerializationException ex)
+            {
+                throw Invalid(path, "it is not a valid XFlowDelivery configuration (JSON): " + ex.Message);
+            }
+            if (doc == null) throw Invalid(path, "it is empty");
+            Validate(doc, path);
+            return doc;
+        }
+
+        private static void Validate(ConfigDocument doc, string path)
+        {
+            if (doc.SchemaVersion != ConfigDocument.CurrentSchemaVersion)
+                throw Invalid(path, $"its schemaVersion is {doc.SchemaVersion}; this module reads version {ConfigDocument.CurrentSchemaVersion}");
+            if (string.IsNullOrWhiteSpace(doc.BaseUrl)) throw Invalid(path, "baseUrl is missing");
+            RequireAbsolute(doc.StatePath, "statePath", path, required: true);
+            RequireAbsolute(doc.SdLoenPath, "sdLoenPath", path, required: false);
+            RequireAbsolute(doc.PrismePath, "prismePath", path, required: false);
+            RequireAbsolute(doc.CaCertificatePath, "caCertificatePath", path, required: false);
+            if (doc.SdLoenPath == null && doc.PrismePath == null) throw Invalid(path, "neither sdLoenPath nor prismePath is set");
+            if (doc.AckMode != "Ack" && doc.AckMode != "None") throw Invalid(path, $"ackMode '{doc.AckMode}' is not Ack or None");
+            if (doc.TimeoutSec < 1 || doc.TimeoutSec > 3600) throw Invalid(path, "timeoutSec must be between 1 and 3600");
+            if (doc.DeadlineSec < 1 || doc.DeadlineSec > 86400) throw Invalid(path, "deadlineSec must be between 1 and 86400");
+        }
+
+        private static void RequireAbsolute(string? value, string field, string path, bool required)
+        {
+            if (value == null && !required) return;
+            if (string.IsNullOrWhiteSpace(value)) throw Invalid(path, field + " is missing");
+            if (!Path.IsPathRooted(value) || (NativeLibraryLoader.IsWindows && !IsFullyQualifiedWindows(value!)))
+                throw Invalid(path, $"{field} '{value}' is not an absolute path");
+        }
+
+        // "C:\x" and "\\server\share" are absolute; "\x" and "C:x" are rooted but relative to a drive.
+        internal static bool IsFullyQualifiedWindows(string p) =>
+            p.StartsWith("\\\\", StringComparison.Ordinal)
+            || (p.Length >= 3 && char.IsLetter(p[0]) && p[1] == ':' && (p[2] == '\\' || p[2] == '/'));
+
+        private static XFlowDeliveryException Invalid(string path, string why) =>
+            new XFlowDeliveryException("InvalidConfigFile", "InvalidData",
+                $"The configuration file '{path}' is not valid: {why}. Create it again with New-XFlowDeliveryConfig.", path);
+
+        /// <summary>Decrypts the token. The error names the running account and the fix.</summary>
+        internal static SecureString ReadToken(ConfigDocument doc, string path)
+        {
+            var token = doc.Token;
+            if (token == null || string.IsNullOrEmpty(token.Value))
+            {
+                throw new XFlowDeliveryException("TokenMissing", "AuthenticationError",
+                    $"The configuration file '{path}' holds no API token. Run New-XFlowDeliveryConfig -ApiToken … again.", path);
+            }
+            if (!Enum.TryParse(token.Protection, out TokenProtection protection))
+            {
+                throw Invalid(path, $"token protection '{token.Protection}' is unknown");
+            }
+            try
+            {
+                return TokenProtector.Unprotect(token.Value!, protection);
+            }
+            catch (Exception ex) when (ex is FormatException || ex is ArgumentException || ex is System.ComponentModel.Win32Exception
+                                       || ex is PlatformNotSupportedException || ex is DecoderFallbackException)
+            {
+                string fix = protection == TokenProtection.DpapiCurrentUser
+                    ? $"It was protected by {token.ProtectedBy ?? "another account"} with DPAPI scope CurrentUser, which only that account (with its profile loaded) can decrypt. " +
+                      $"Run New-XFlowDeliveryConfig as {RunningAccount} (the account the task runs as), or as an administrator with -Scope LocalMachine -ServiceAccount {RunningAccount}."
+                    : $"Run New-XFlowDeliveryConfig again on this computer as or for {RunningAccount}.";
+                throw new XFlowDeliveryException("TokenUnreadable", "SecurityError",
+                    $"The API token in '{path}' cannot be decrypted by {RunningAccount} ({ex.Message}). {fix}", path);
+            }
+        }
+
+        internal static RunConfigValues ToRunValues(ConfigDocument doc) => new RunConfigValues
+        {
+            BaseUrl = doc.BaseUrl!,
+            SdLoenPath = doc.SdLoenPath,
+            PrismePath = doc.PrismePath,
+            StatePath = doc.StatePath!,
+            CaCertificatePath = doc.CaCertificatePath,
+            AckMode = doc.AckMode,
+            TimeoutSec = doc.TimeoutSec,
+            DeadlineSec = doc.DeadlineSec,
+            ProxyUrl = doc.ProxyUrl,
+            AllowInsecureHttp = doc.AllowInsecureHttp,
+        };
+
+        internal static XFlowDeliveryConfig Describe(string path, ConfigDocument doc)
+        {
+            TokenProtection? protection = null;
+            if (doc.Token != null && Enum.TryParse(doc.Token.Protection, out TokenProtection parsed)) protection = parsed;
+            return new XFlowDeliveryConfig
+            {
+                Path = path,
+                BaseUrl = doc.BaseUrl ?? "",
+                SdLoenPath = doc.SdLoenPath,
+                PrismePath = doc.PrismePath,
+                StatePath = doc.StatePath ?? "",
+                CaCertificatePath = doc.CaCertificatePath,
+                AckMode = doc.AckMode,
+                TimeoutSec = doc.TimeoutSec,
+                DeadlineSec = doc.DeadlineSec,
+                ProxyUrl = doc.ProxyUrl,
+                AllowInsecureHttp = doc.AllowInsecureHttp,
+                TokenSet = !string.IsNullOrEmpty(doc.Token?.Value),
+                TokenProtection = protection,
+                TokenProtectedBy = doc.Token?.ProtectedBy,
+            };
+        }
+
+        /// <summary>
+        /// Writes the file through a temp file in the same folder whose access is restricted BEFORE
+        /// the token goes in: mode 0600 on Linux/macOS, and for DPAPI LocalMachine an ACL of
+        /// Administrators + <paramref name="aclAccount"/> only.
+        /// </summary>
+        internal static void Write(string path, ConfigDocument doc, string? aclAccount)
+        {
+            var dir = Path.GetDirectoryName(path)!;
+            var temp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".tmp");
+            try
+            {
+                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Read))
+                {
+                    if (!NativeLibraryLoader.IsWindows) SetOwnerOnlyMode(temp);
+                    else if (aclAccount != null) RestrictAcl(temp, aclAccount);
+                    using (var writer = JsonReaderWriterFactory.CreateJsonWriter(stream, new UTF8Encoding(false), ownsStream: false, indent: true))
+                    {
+                        Serializer.WriteObject(writer, doc);
+                    }
+                    stream.Flush(true);
+                }
+                if (NativeLibraryLoader.IsWindows)
+                {
+                    // NOT RUN HERE. File.Replace would keep the OLD file's ACL; delete + move keeps ours.
+                    if (File.Exists(path)) File.Delete(path);
+                    File.Move(temp, path);
+                }
+                else if (File.Exists(path))
+                {
+                    File.Replace(temp, path, null); // rename(2): atomic, keeps the temp file's mode
+                }
+                else
+                {
+                    File.Move(temp, path);
+                }
+            }
+            finally
+            {
+                if (File.Exists(temp)) File.Delete(temp);
+            }
+        }
+
+        /// <summary>
+        /// chmod 0600 through File.SetUnixFileMode (.NET 7+, PowerShell 7.3+), found by reflection
+        /// because netstandard2.0 does not declare it.
+        /// </summary>
+        private static void SetOwnerOnlyMode(string path)
+        {
+            var modeType = Type.GetType("System.IO.UnixFileMode");
+            var method = modeType == null ? null : typeof(File).GetMethod("SetUnixFileMode", new[] { typeof(string), modeType });
+            if (method == null)
+            {
+                throw new XFlowDeliveryException("UnsupportedPlatform", "NotImplemented",
+                    "Restricting the configuration file to its owner needs PowerShell 7.4 or newer on Linux and macOS.", path);
+            }
+            const int UserReadWrite = 0x180; // 0600
+            method.Invoke(null, new object[] { path, Enum.ToObject(modeType!, UserReadWrite) });
+        }
+
+        /// <summary>
+        /// NOT RUN HERE (Windows only): icacls removes inherited entries and grants full control to
+        /// Administrators (by SID, so it works in any language) and read to the service account.
+        /// netstandard2.0 has no file ACL API, and icacls is inbox on every supported Windows.
+        /// </summary>
+        private static void RestrictAcl(string path, string account)
+        {
+            var icacls = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.System), "icacls.exe");
+            int exit = ProcessRunner.Run(icacls, $"\"{path}\" /inheritance:r /grant:r \"*S-1-5-32-544:(F)\" \"{account}:(R)\"", out var output);
+            if (exit != 0)
+            {
+                throw new XFlowDeliveryException("AccessControlFailed", "PermissionDenied",
+                    $"Restricting '{path}' to Administrators and '{account}' failed (icacls exit {exit}): {output} " +
+                    "Run New-XFlowDeliveryConfig -Scope LocalMachine from an elevated PowerShell, with an existing account name.", path);
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using System;
+using System.Globalization;
+using XFlowDelivery.Native;
+
+namespace XFlowDelivery.Model
+{
+    /// <summary>One delivery as the journal knows it (Get-XFlowDeliveryHistory, quarantined deliveries in the status).</summary>
+    public sealed class XFlowDeliveryRecord
+    {
+        public string Id { get; set; } = "";
+        public string System { get; set; } = "";
+        /// <summary>received, publishing, published, acknowledged or quarantined.</summary>
+        public string State { get; set; } = "";
+        /// <summary>The name XFlow asked for.</summary>
+        public string RequestedName { get; set; } = "";
+        /// <summary>The name it was published under (a collision name if the wanted one was taken).</summary>
+        public string? FileName { get; set; }
+        public string Folder { get; set; } = "";
+        public string Sha256 { get; set; } = "";
+        public long Size { get; set; }
+        /// <summary>Why it was quarantined, if it was.</summary>
+        public string? Reason { get; set; }
+        public string RunId { get; set; } = "";
+        public DateTimeOffset? CreatedAt { get; set; }
+        public DateTimeOffset? ReceivedAt { get; set; }
+        public DateTimeOffset? PublishedAt { get; set; }
+        public DateTimeOffset? AcknowledgedAt { get; set; }
+
+        internal static XFlowDeliveryRecord From(RecordJson r) => new XFlowDeliveryRecord
+        {
+            Id = r.Id ?? "",
+            System = r.System ?? "",
+            State = r.State ?? "",
+            RequestedName = r.RequestedName ?? "",
+            FileName = r.FileName,
+            Folder = r.Folder ?? "",
+            Sha256 = r.Sha256 ?? "",
+            Size = r.Size,
+            Reason = r.Reason,
+            RunId = r.RunId ?? "",
+            CreatedAt = Time.Parse(r.CreatedAt),
+            ReceivedAt = Time.Parse(r.ReceivedAt),
+            PublishedAt = Time.Parse(r.PublishedAt),
+            AcknowledgedAt = Time.Parse(r.AcknowledgedAt),
+        };
+    }
+
+    /// <summary>One finished run as recorded in the journal.</summary>
+    public sealed class XFlowRunRecord
+    {
+        public string RunId { get; set; } = "";
+        public string Outcome { get; set; } = "";
+        public DateTimeOffset? StartedAt { get; set; }
+        public DateTimeOffset? FinishedAt { get; set; }
+        public TimeSpan Duration { get; set; }
+        public long Delivered { get; set; }
+        public long Failed { get; set; }
+        public long Skipped { get; set; }
+        public long Reacknowledged { get; set; }
+        public string? ErrorId { get; set; }
+        public string? Message { get; set; }
+        /// <summary>The exit code the task entry script returned (or would have) for this run.</summary>
+        public int ExitCode => ExitCodes.FromOutcome(Outcome, ErrorId);
+
+        internal static XFlowRunRecord? From(RunRecordJson? r) => r == null ? null : new XFlowRunRecord
+        {
+            RunId = r.RunId ?? "",
+            Outcome = r.Outcome ?? "",
+            StartedAt = Time.Parse(r.StartedAt),
+            FinishedAt = Time.Parse(r.FinishedAt),
+            Duration = TimeSpan.FromMilliseconds(r.DurationMs ?? 0),
+            Delivered = r.Delivered,
+            Failed = r.Failed,
+            Skipped = r.Skipped,
+            Reacknowledged = r.Reacknowledged,
+            ErrorId = r.ErrorId,
+            Message = r.Message,
+        };
+    }
+
+    /// <summary>A delivered file still lying in an import folder after the threshold: the importer has stopped.</summary>
+    public sealed class XFlowStaleFile
+    {
+        public string System { get; set; } = "";
+        public string Path { get; set; } = "";
+        public long AgeMinutes { get; set; }
+        public long Size { get; set; }
+    }
+
+    /// <summary>Get-XFlowDeliveryStatus: what a monitor or an administrator needs to know at a glance.</summary>
+    public sealed class XFlowDeliveryStatus
+    {
+        public string StatePath { get; set; } = "";
+        public XFlowRunRecord? LastRun { get; set; }
+        public XFlowRunRecord? LastSuccessfulRun { get; set; }
+        /// <summary>Minutes since the last successful run finished (null: never).</summary>
+        public double? MinutesSinceLastSuccess { get; set; }
+        /// <summary>Published but not yet acknowledged: re-acknowledged by the next run.</summary>
+        public long AwaitingAcknowledgement { get; set; }
+        /// <summary>Received or being published (finished by the next run's recovery).</summary>
+        public long InProgress { get; set; }
+        public XFlowDeliveryRecord[] Quarantined { get; set; } = new XFlowDeliveryRecord[0];
+        public XFlowStaleFile[] StaleFiles { get; set; } = new XFlowStaleFile[0];
+        public string[] FolderErrors { get; set; } = new string[0];
+        /// <summary>True when the last run needed nobody's attention and nothing is quarantined, stale or unreadable.</summary>
+        public bool Healthy { get; set; }
+    }
+
+    /// <summary>One row of Test-XFlowDeliveryConnection.</summary>
+    public sealed class XFlowConnectionCheck
+    {
+        public string Check { get; set; } = "";
+        public string Target { get; set; } = "";
+        /// <summary>Passed, Failed or Skipped.</summary>
+        public string Status { get; set; } = "";
+        public string Detail { get; set; } = "";
+        public string? Remedy { get; set; }
+    }
+
+    internal static class Time
+    {
+        internal static DateTimeOffset? Parse(string? value)
+        {
+            if (string.IsNullOrEmpty(value)) return null;
+            return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+                ? parsed
+                : (DateTimeOffset?)null;
+        }
+
+        /// <summary>RFC 3339 in UTC; an unspecified DateTime is taken as local time.</summary>
+        internal static string ToRfc3339(DateTime value)
+        {
+            var utc = value.Kind == DateTimeKind.Unspecified
+                ? DateTime.SpecifyKind(value, DateTimeKind.Local).ToUniversalTime()
+                : value.ToUniversalTime();
+            return utc.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+        }
+    }
+}

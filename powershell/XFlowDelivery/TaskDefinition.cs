@@ -1,0 +1,130 @@
+using System;
+using System.Globalization;
+using System.Text;
+using System.Xml.Linq;
+
+namespace XFlowDelivery
+{
+    /// <summary>What the scheduled task runs, as whom and how often. Register-XFlowDeliveryTask fills it.</summary>
+    public sealed class XFlowTaskSettings
+    {
+        /// <summary>Full path of pwsh.exe / powershell.exe (Windows) or pwsh (Linux).</summary>
+        public string PowerShellPath { get; set; } = "";
+        /// <summary>Full path of the module's XFlowDelivery.Task.ps1.</summary>
+        public string ScriptPath { get; set; } = "";
+        public string ConfigPath { get; set; } = "";
+        public string WorkingDirectory { get; set; } = "";
+        /// <summary>DOMAIN\user, or DOMAIN\gmsa$ for a group managed service account.</summary>
+        public string Account { get; set; } = "";
+        /// <summary>Password (a stored password, or a gMSA) or S4U (no network access).</summary>
+        public string LogonType { get; set; } = "Password";
+        public int IntervalMinutes { get; set; } = 3;
+        public int ExecutionTimeLimitMinutes { get; set; } = 15;
+        /// <summary>When the repetition starts (local time of the server).</summary>
+        public DateTime StartBoundary { get; set; } = DateTime.Today;
+    }
+
+    /// <summary>
+    /// The task definitions, as text, from one place so that tests can inspect them on any OS:
+    /// Task Scheduler XML (Windows) and a systemd service + timer pair (Linux).
+    /// </summary>
+    public static class XFlowDeliveryTaskDefinition
+    {
+        /// <summary>Task Scheduler folder and name: \XFlowDelivery\XFlowDelivery.</summary>
+        public const string TaskFolder = "\\XFlowDelivery";
+        public const string TaskName = "XFlowDelivery";
+        public const string TaskPath = TaskFolder + "\\" + TaskName;
+        public const string ServiceUnit = "xflow-delivery.service";
+        public const string TimerUnit = "xflow-delivery.timer";
+
+        private static readonly XNamespace Ns = "http://schemas.microsoft.com/windows/2004/02/mit/task";
+
+        /// <summary>The arguments after the executable: never -Command (it reduces exit codes to 0/1).</summary>
+        public static string Arguments(XFlowTaskSettings s) =>
+            $"-NoProfile -NonInteractive -File {Quote(s.ScriptPath)} -ConfigPath {Quote(s.ConfigPath)}";
+
+        /// <summary>Task Scheduler 1.2 XML (Windows Server 2008 R2 and later).</summary>
+        public static string ToTaskSchedulerXml(XFlowTaskSettings s)
+        {
+            XElement E(string name, params object[] content) => new XElement(Ns + name, content);
+            var doc = new XDocument(
+                E("Task", new XAttribute("version", "1.2"),
+                    E("RegistrationInfo",
+                        E("Author", "XFlowDelivery"),
+                        E("Description", "Fetches XFlow deliveries into the SD Løn and Prisme import folders. Exit codes: see docs/monitoring.md of the XFlowDelivery module."),
+                        E("URI", TaskPath)),
+                    E("Triggers",
+                        E("TimeTrigger",
+                            // No Duration in Repetition: it repeats without end.
+                            E("Repetition",
+                                E("Interval", "PT" + s.IntervalMinutes.ToString(CultureInfo.InvariantCulture) + "M"),
+                                E("StopAtDurationEnd", "false")),
+                            E("StartBoundary", s.StartBoundary.ToString("yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture)),
+                            E("Enabled", "true"))),
+                    E("Principals",
+                        E("Principal", new XAttribute("id", "Author"),
+                            E("UserId", s.Account),
+                            E("LogonType", s.LogonType),
+                            E("RunLevel", "LeastPrivilege"))),
+                    E("Settings",
+                        E("MultipleInstancesPolicy", "IgnoreNew"),
+                        E("DisallowStartIfOnBatteries", "false"),
+                        E("StopIfGoingOnBatteries", "false"),
+                        E("AllowHardTerminate", "true"),
+                        E("StartWhenAvailable", "true"),
+                        E("RunOnlyIfNetworkAvailable", "false"),
+                        E("IdleSettings", E("StopOnIdleEnd", "false"), E("RestartOnIdle", "false")),
+                        E("AllowStartOnDemand", "true"),
+                        E("Enabled", "true"),
+                        E("Hidden", "false"),
+                        E("RunOnlyIfIdle", "false"),
+                        E("WakeToRun", "false"),
+                        E("ExecutionTimeLimit", "PT" + s.ExecutionTimeLimitMinutes.ToString(CultureInfo.InvariantCulture) + "M"),
+                        E("Priority", "7")),
+                    E("Actions", new XAttribute("Context", "Author"),
+                        E("Exec",
+                            E("Command", s.PowerShellPath),
+                            E("Arguments", Arguments(s)),
+                            E("WorkingDirectory", s.WorkingDirectory)))));
+            return doc.Declaration + doc.ToString();
+        }
+
+        /// <summary>The systemd service: one oneshot run; its exit code is the run's (docs/monitoring.md).</summary>
+        public static string ToSystemdService(XFlowTaskSettings s)
+        {
+            var text = new StringBuilder();
+            text.Append("[Unit]\n");
+            text.Append("Description=XFlowDelivery: fetch XFlow deliveries into the SD Løn and Prisme import folders\n");
+            text.Append("Wants=network-online.target\nAfter=network-online.target\n\n");
+            text.Append("[Service]\nType=oneshot\n");
+            text.Append("User=").Append(s.Account).Append('\n');
+            text.Append("WorkingDirectory=").Append(s.WorkingDirectory.Replace("%", "%%")).Append('\n');
+            text.Append("ExecStart=").Append(SystemdQuote(s.PowerShellPath))
+                .Append(" -NoProfile -NonInteractive -File ").Append(SystemdQuote(s.ScriptPath))
+                .Append(" -ConfigPath ").Append(SystemdQuote(s.ConfigPath)).Append('\n');
+            text.Append("TimeoutStartSec=").Append(s.ExecutionTimeLimitMinutes.ToString(CultureInfo.InvariantCulture)).Append("min\n");
+            return text.ToString();
+        }
+
+        /// <summary>
+        /// The timer: every IntervalMinutes after the last start. A oneshot service that is still
+        /// running is not started again (the systemd equivalent of IgnoreNew).
+        /// </summary>
+        public static string ToSystemdTimer(XFlowTaskSettings s)
+        {
+            var minutes = s.IntervalMinutes.ToString(CultureInfo.InvariantCulture);
+            return "[Unit]\nDescription=Run XFlowDelivery every " + minutes + " minutes\n\n" +
+                   "[Timer]\nOnBootSec=1min\nOnUnitActiveSec=" + minutes + "min\nAccuracySec=10s\nUnit=" + ServiceUnit + "\n\n" +
+                   "[Install]\nWantedBy=timers.target\n";
+        }
+
+        // Windows command line: paths cannot contain '"', and none of ours ends with '\'.
+        private static string Quote(string value) => "\"" + value + "\"";
+
+        private static string SystemdQuote(string value) => "\"" + SystemdEscape(value).Replace("\"", "\\\"") + "\"";
+
+        // systemd expands % specifiers and $VARIABLES in Exec lines and treats \ as an escape.
+        private static string SystemdEscape(string value) =>
+            value.Replace("\\", "\\\\").Replace("%", "%%").Replace("$", "$$");
+    }
+}
