@@ -34,7 +34,8 @@ BeforeAll {
             TimeoutSec        = 20
         }
         foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
-        Invoke-XFlowDelivery @params
+        # The delivered files only; the run summary that follows them is tested in Task.Tests.ps1.
+        Invoke-XFlowDelivery @params | Where-Object { $_ -isnot [XFlowDelivery.Model.XFlowRunSummary] }
     }
 
     function script:Get-SimDeliveries {
@@ -131,7 +132,8 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         try {
             [Environment]::CurrentDirectory = $elsewhere
             $out = @(Invoke-XFlowDelivery -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -CaCertificatePath $script:Sim.CaPath `
-                    -SdLoenPath './Kommune A/SD Løn import' -PrismePath 'Kommune A/Prisme import' -StatePath 'XFlow state')
+                    -SdLoenPath './Kommune A/SD Løn import' -PrismePath 'Kommune A/Prisme import' -StatePath 'XFlow state' |
+                    Where-Object { $_ -isnot [XFlowDelivery.Model.XFlowRunSummary] })
         }
         finally {
             [Environment]::CurrentDirectory = $processCwd

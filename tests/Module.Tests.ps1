@@ -15,10 +15,20 @@ AfterAll {
 }
 
 Describe 'Module manifest' {
-    It 'is valid and exports exactly Invoke-XFlowDelivery' {
+    It 'is valid and exports exactly the XFlowDelivery cmdlets' {
         $info = Test-ModuleManifest -Path $script:Manifest
         $info.Version | Should -Be ([version]'0.1.0')
-        @($info.ExportedCmdlets.Keys) | Should -Be @('Invoke-XFlowDelivery')
+        @($info.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
+            'Get-XFlowDeliveryConfig', 'Get-XFlowDeliveryHistory', 'Get-XFlowDeliveryStatus', 'Invoke-XFlowDelivery',
+            'New-XFlowDeliveryConfig', 'Register-XFlowDeliveryTask', 'Remove-XFlowDeliveryQuarantine',
+            'Test-XFlowDeliveryConnection', 'Unregister-XFlowDeliveryTask')
+        # The module as loaded exports the same cmdlets (the DLL has no others marked public by accident).
+        @((Get-Module XFlowDelivery).ExportedCmdlets.Keys | Sort-Object) | Should -Be @($info.ExportedCmdlets.Keys | Sort-Object)
+        $info.Description | Should -Not -BeNullOrEmpty
+        $info.Tags | Should -Contain 'XFlow'
+        $info.ProjectUri | Should -Not -BeNullOrEmpty
+        $info.LicenseUri | Should -Not -BeNullOrEmpty
+        @($info.ExportedFormatFiles).Count | Should -Be 1
         @($info.ExportedFunctions.Keys).Count | Should -Be 0
         @($info.ExportedAliases.Keys).Count | Should -Be 0
         $info.CompatiblePSEditions | Should -Contain 'Desktop'
@@ -34,8 +44,21 @@ Describe 'Module manifest' {
         $native.Directory.Name | Should -Match '^(linux|osx|win)-(x64|arm64)$'
     }
 
-    It 'declares its output type' {
+    It 'declares its output types' {
         (Get-Command Invoke-XFlowDelivery).OutputType.Name | Should -Contain 'XFlowDelivery.Model.XFlowDeliveredFile'
+        (Get-Command Invoke-XFlowDelivery).OutputType.Name | Should -Contain 'XFlowDelivery.Model.XFlowRunSummary'
+        foreach ($name in 'New-XFlowDeliveryConfig', 'Get-XFlowDeliveryConfig', 'Test-XFlowDeliveryConnection', 'Get-XFlowDeliveryHistory',
+            'Get-XFlowDeliveryStatus', 'Remove-XFlowDeliveryQuarantine', 'Register-XFlowDeliveryTask') {
+            (Get-Command $name).OutputType.Name | Should -Match '^XFlowDelivery\.Model\.' -Because $name
+        }
+    }
+
+    It 'imports silently' {
+        $script = Join-Path $script:Work 'import-quiet.ps1'
+        Set-Content -LiteralPath $script -Encoding utf8 -Value 'param($Manifest) Import-Module $Manifest -ErrorAction Stop -Verbose:$false *>&1 | ForEach-Object { "STREAM: $_" }; exit 0'
+        $result = Invoke-XFlowChildPwsh -ScriptPath $script -ArgumentList @($script:Manifest)
+        $result.ExitCode | Should -Be 0
+        $result.Output.Trim() | Should -BeNullOrEmpty
     }
 }
 
