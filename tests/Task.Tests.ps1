@@ -1,0 +1,312 @@
+# The scheduled task: the entry script XFlowDelivery.Task.ps1 run as Task Scheduler / systemd run
+# it (`pwsh -NoProfile -NonInteractive -File <script> -ConfigPath <file>` in a child process),
+# with one exit code per outcome, and the task definitions Register-XFlowDeliveryTask produces.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Work = New-XFlowTestDirectory -Name 'xflow-task'
+    Push-Location $script:Work
+    Import-Module (Get-XFlowModuleManifest) -Force
+    $script:EntryScript = Join-Path (Split-Path -Parent (Get-XFlowModuleManifest)) 'XFlowDelivery.Task.ps1'
+    $script:Sim = Start-XFlowSim
+    $script:Outputs = [Collections.Generic.List[string]]::new()
+
+    function script:New-TaskSetup {
+        # Folders and a configuration file (written by the module itself) for one scenario.
+        param([string]$Token = $script:Sim.Token, [string]$BaseUrl = $script:Sim.BaseUrl, [int]$TimeoutSec = 20)
+        $root = New-XFlowTestDirectory -Name 'task'
+        $setup = [pscustomobject]@{
+            Root   = $root
+            SdLoen = Join-Path $root 'SD Løn'
+            Prisme = Join-Path $root 'Prisme'
+            State  = Join-Path $root 'state'
+            Config = Join-Path $root 'xflow config.json'
+        }
+        New-Item -ItemType Directory -Path $setup.SdLoen, $setup.Prisme -Force | Out-Null
+        New-XFlowDeliveryConfig -Path $setup.Config -BaseUrl $BaseUrl -ApiToken (ConvertTo-SecureString $Token -AsPlainText -Force) `
+            -SdLoenPath $setup.SdLoen -PrismePath $setup.Prisme -StatePath $setup.State -CaCertificatePath $script:Sim.CaPath `
+            -TimeoutSec $TimeoutSec -WarningAction SilentlyContinue | Out-Null
+        $setup
+    }
+
+    function script:Invoke-TaskScript {
+        param([Parameter(Mandatory)][string]$ConfigPath, [string]$ScriptPath = $script:EntryScript)
+        $result = Invoke-XFlowChildPwsh -ScriptPath $ScriptPath -ArgumentList @('-ConfigPath', $ConfigPath)
+        $script:Outputs.Add($result.Output)
+        $result
+    }
+}
+
+AfterAll {
+    Stop-XFlowSim -Sim $script:Sim
+    Pop-Location
+    Remove-Item -LiteralPath $script:Work -Recurse -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'The task entry script''s exit codes (pwsh -File, child process)' {
+    BeforeEach { Reset-XFlowSim -Sim $script:Sim }
+
+    It 'is shipped in the module' {
+        Test-Path -LiteralPath $script:EntryScript | Should -BeTrue
+    }
+
+    It 'exits 0 after delivering, and 0 again when nothing is pending' {
+        $setup = New-TaskSetup
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 2; systems = @('SDLoen', 'Prisme') } | Out-Null
+        $first = Invoke-TaskScript -ConfigPath $setup.Config
+        $first.ExitCode | Should -Be 0 -Because $first.Output
+        $first.Output | Should -Match 'Succeeded; 2 delivered'
+        @(Get-ChildItem -LiteralPath $setup.SdLoen, $setup.Prisme -File).Count | Should -Be 2
+        $second = Invoke-TaskScript -ConfigPath $setup.Config
+        $second.ExitCode | Should -Be 0 -Because $second.Output
+        $second.Output | Should -Match 'Succeeded; 0 delivered'
+    }
+
+    It 'exits 0 when another run holds the state folder''s lock, and touches nothing' {
+        $setup = New-TaskSetup
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
+        New-Item -ItemType Directory -Path $setup.State -Force | Out-Null
+        # Another process holds the lock (flock, as a running delivery would).
+        $psi = [Diagnostics.ProcessStartInfo]::new('python3')
+        foreach ($a in '-c', 'import fcntl,sys; f=open(sys.argv[1],"a"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); sys.stdin.read()', (Join-Path $setup.State 'run.lock')) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardInput = $true
+        $psi.RedirectStandardOutput = $true
+        $psi.UseShellExecute = $false
+        $holder = [Diagnostics.Process]::Start($psi)
+        try {
+            $holder.StandardOutput.ReadLine() | Should -Be 'locked'
+            $result = Invoke-TaskScript -ConfigPath $setup.Config
+        }
+        finally {
+            $holder.StandardInput.Close()
+            if (-not $holder.WaitForExit(10000)) { $holder.Kill() }
+            $holder.Dispose()
+        }
+        $result.ExitCode | Should -Be 0 -Because $result.Output
+        $result.Output | Should -Match 'Locked'
+        @(Get-ChildItem -LiteralPath $setup.SdLoen -Force).Count | Should -Be 0
+        (Get-XFlowSimState -Sim $script:Sim).counts.pending | Should -Be 1
+    }
+
+    It 'exits 2 when the configuration file is missing or not valid' {
+        $setup = New-TaskSetup
+        $missing = Invoke-TaskScript -ConfigPath (Join-Path $setup.Root 'nope.json')
+        $missing.ExitCode | Should -Be 2 -Because $missing.Output
+        $missing.Output | Should -Match 'does not exist'
+        Set-Content -LiteralPath $setup.Config -Value '{ "schemaVersion": 1, "baseUrl": ' -Encoding utf8
+        $broken = Invoke-TaskScript -ConfigPath $setup.Config
+        $broken.ExitCode | Should -Be 2 -Because $broken.Output
+        $broken.Output | Should -Match 'not valid'
+    }
+
+    It 'exits 3 when XFlow refuses the token, and nothing is written' {
+        $setup = New-TaskSetup -Token ($script:Sim.Token + '-revoked')
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
+        $result = Invoke-TaskScript -ConfigPath $setup.Config
+        $result.ExitCode | Should -Be 3 -Because $result.Output
+        @(Get-ChildItem -LiteralPath $setup.SdLoen -Force).Count | Should -Be 0
+    }
+
+    It 'exits 3 when the token in the file cannot be decrypted, naming the running account' {
+        $setup = New-TaskSetup
+        $doc = Get-Content -LiteralPath $setup.Config -Raw | ConvertFrom-Json
+        $doc.token.protection = 'DpapiCurrentUser'
+        $doc.token.protectedBy = 'KOMMUNE\someone-else'
+        $doc | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $setup.Config -Encoding utf8
+        $result = Invoke-TaskScript -ConfigPath $setup.Config
+        $result.ExitCode | Should -Be 3 -Because $result.Output
+        $result.Output | Should -Match ([regex]::Escape("$([Environment]::UserDomainName)\$([Environment]::UserName)"))
+        $result.Output | Should -Match 'New-XFlowDeliveryConfig'
+    }
+
+    It 'exits 4 when the server cannot be reached' {
+        $setup = New-TaskSetup -BaseUrl "https://127.0.0.1:$(Get-XFlowFreeTcpPort)/api/v1/" -TimeoutSec 5
+        $result = Invoke-TaskScript -ConfigPath $setup.Config
+        $result.ExitCode | Should -Be 4 -Because $result.Output
+        $result.Output | Should -Match 'Failed'
+    }
+
+    It 'exits 5 when an import folder is missing, and acknowledges nothing' {
+        $setup = New-TaskSetup
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
+        Remove-Item -LiteralPath $setup.SdLoen -Recurse -Force
+        $result = Invoke-TaskScript -ConfigPath $setup.Config
+        $result.ExitCode | Should -Be 5 -Because $result.Output
+        (Get-XFlowSimState -Sim $script:Sim).counts.pending | Should -Be 1
+    }
+
+    It 'exits 6 when a delivery is quarantined (content does not match its sha256), and on the next run while it stays quarantined' {
+        $setup = New-TaskSetup
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 2; systems = @('SDLoen') } | Out-Null
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'wrongSha256' } | Out-Null
+        $result = Invoke-TaskScript -ConfigPath $setup.Config
+        $result.ExitCode | Should -Be 6 -Because $result.Output
+        $result.Output | Should -Match 'CompletedWithErrors'
+        $result.Output | Should -Match 'First error: .*sha256'
+        @(Get-ChildItem -LiteralPath $setup.SdLoen -File).Count | Should -Be 1
+    }
+
+    It 'exits 6 when a delivery names an unknown system' {
+        $setup = New-TaskSetup
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'unknownSystem' } | Out-Null
+        $result = Invoke-TaskScript -ConfigPath $setup.Config
+        $result.ExitCode | Should -Be 6 -Because $result.Output
+    }
+
+    It 'exits 1 when the script itself fails (the module cannot be loaded)' {
+        $setup = New-TaskSetup
+        $lonely = Join-Path $setup.Root 'lonely'
+        New-Item -ItemType Directory -Path $lonely | Out-Null
+        Copy-Item -LiteralPath $script:EntryScript -Destination $lonely
+        $result = Invoke-TaskScript -ConfigPath $setup.Config -ScriptPath (Join-Path $lonely 'XFlowDelivery.Task.ps1')
+        $result.ExitCode | Should -Be 1 -Because $result.Output
+    }
+
+    It 'never prints the token, whatever the outcome' {
+        $script:Outputs.Count | Should -BeGreaterThan 5
+        foreach ($output in $script:Outputs) {
+            $output.Contains($script:Sim.Token) | Should -BeFalse
+        }
+    }
+}
+
+Describe 'The exit-code mapping (one place: [XFlowDelivery.ExitCodes])' {
+    It 'maps <Outcome>/<ErrorId> to <Code>' -TestCases @(
+        @{ Outcome = 'Succeeded'; ErrorId = $null; Code = 0 }
+        @{ Outcome = 'Locked'; ErrorId = $null; Code = 0 }
+        @{ Outcome = 'CompletedWithErrors'; ErrorId = $null; Code = 6 }
+        @{ Outcome = 'Cancelled'; ErrorId = 'Cancelled'; Code = 1 }
+        @{ Outcome = 'Failed'; ErrorId = 'Internal'; Code = 1 }
+        @{ Outcome = 'Failed'; ErrorId = 'InvalidConfiguration'; Code = 2 }
+        @{ Outcome = 'Failed'; ErrorId = 'InsecureUrl'; Code = 2 }
+        @{ Outcome = 'Failed'; ErrorId = 'AuthenticationFailed'; Code = 3 }
+        @{ Outcome = 'Failed'; ErrorId = 'ServerUnreachable'; Code = 4 }
+        @{ Outcome = 'Failed'; ErrorId = 'Timeout'; Code = 4 }
+        @{ Outcome = 'Failed'; ErrorId = 'ServerError'; Code = 4 }
+        @{ Outcome = 'Failed'; ErrorId = 'ProtocolError'; Code = 4 }
+        @{ Outcome = 'Failed'; ErrorId = 'DeadlineExceeded'; Code = 4 }
+        @{ Outcome = 'Failed'; ErrorId = 'FolderNotFound'; Code = 5 }
+        @{ Outcome = 'Failed'; ErrorId = 'AccessDenied'; Code = 5 }
+        @{ Outcome = 'Failed'; ErrorId = 'DiskFull'; Code = 5 }
+        @{ Outcome = 'Failed'; ErrorId = 'PublishFailed'; Code = 5 }
+        @{ Outcome = 'Failed'; ErrorId = 'SomethingNew'; Code = 1 }
+    ) {
+        [XFlowDelivery.ExitCodes]::FromOutcome($Outcome, $ErrorId) | Should -Be $Code
+        ([XFlowDelivery.Model.XFlowRunSummary]@{ Outcome = $Outcome; ErrorId = $ErrorId }).ExitCode | Should -Be $Code
+    }
+}
+
+Describe 'Task definitions' {
+    BeforeAll {
+        $script:Settings = [XFlowDelivery.XFlowTaskSettings]@{
+            PowerShellPath            = 'C:\Program Files\PowerShell\7\pwsh.exe'
+            ScriptPath                = 'C:\Program Files\WindowsPowerShell\Modules\XFlowDelivery\XFlowDelivery.Task.ps1'
+            ConfigPath                = 'C:\ProgramData\XFlowDelivery\config & løn.json'
+            WorkingDirectory          = 'C:\ProgramData\XFlowDelivery'
+            Account                   = 'KOMMUNE\svc-xflow$'
+            LogonType                 = 'Password'
+            IntervalMinutes           = 3
+            ExecutionTimeLimitMinutes = 15
+            StartBoundary             = [datetime]'2025-01-01T00:00:00'
+        }
+    }
+
+    It 'Task Scheduler XML: every 3 minutes without end, IgnoreNew, StartWhenAvailable, a time limit in minutes, least privilege, the account, and a -File action' {
+        [xml]$xml = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToTaskSchedulerXml($script:Settings)
+        $ns = [Xml.XmlNamespaceManager]::new($xml.NameTable)
+        $ns.AddNamespace('t', 'http://schemas.microsoft.com/windows/2004/02/mit/task')
+        $one = { param($xpath) $xml.SelectSingleNode($xpath, $ns) }
+        (& $one '/t:Task/t:RegistrationInfo/t:URI').InnerText | Should -Be '\XFlowDelivery\XFlowDelivery'
+        $repetition = & $one '/t:Task/t:Triggers/t:TimeTrigger/t:Repetition'
+        $repetition.SelectSingleNode('t:Interval', $ns).InnerText | Should -Be 'PT3M'
+        $repetition.SelectSingleNode('t:Duration', $ns) | Should -BeNullOrEmpty -Because 'no Duration means it repeats without end'
+        (& $one '/t:Task/t:Settings/t:MultipleInstancesPolicy').InnerText | Should -Be 'IgnoreNew'
+        (& $one '/t:Task/t:Settings/t:StartWhenAvailable').InnerText | Should -Be 'true'
+        (& $one '/t:Task/t:Settings/t:ExecutionTimeLimit').InnerText | Should -Be 'PT15M'
+        (& $one '/t:Task/t:Principals/t:Principal/t:UserId').InnerText | Should -Be 'KOMMUNE\svc-xflow$'
+        (& $one '/t:Task/t:Principals/t:Principal/t:LogonType').InnerText | Should -Be 'Password'
+        (& $one '/t:Task/t:Principals/t:Principal/t:RunLevel').InnerText | Should -Be 'LeastPrivilege'
+        (& $one '/t:Task/t:Actions/t:Exec/t:Command').InnerText | Should -Be 'C:\Program Files\PowerShell\7\pwsh.exe'
+        (& $one '/t:Task/t:Actions/t:Exec/t:WorkingDirectory').InnerText | Should -Be 'C:\ProgramData\XFlowDelivery'
+        $arguments = (& $one '/t:Task/t:Actions/t:Exec/t:Arguments').InnerText
+        $arguments | Should -Be '-NoProfile -NonInteractive -File "C:\Program Files\WindowsPowerShell\Modules\XFlowDelivery\XFlowDelivery.Task.ps1" -ConfigPath "C:\ProgramData\XFlowDelivery\config & løn.json"'
+        $arguments | Should -Not -Match '-Command'
+    }
+
+    It 'systemd: a oneshot service running the entry script with -File as the account, and a 3-minute timer' {
+        $s = [XFlowDelivery.XFlowTaskSettings]@{
+            PowerShellPath = '/opt/microsoft/powershell/7/pwsh'; ScriptPath = '/opt/xflow/XFlowDelivery.Task.ps1'
+            ConfigPath = '/etc/xflow/100% $HOME.json'; WorkingDirectory = '/etc/xflow'; Account = 'xflow'
+        }
+        $service = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToSystemdService($s)
+        $timer = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToSystemdTimer($s)
+        $service | Should -Match '(?m)^Type=oneshot$'
+        $service | Should -Match '(?m)^User=xflow$'
+        $service | Should -Match '(?m)^TimeoutStartSec=15min$'
+        # % and $ are escaped, so systemd runs exactly this path.
+        $service | Should -Match ([regex]::Escape('ExecStart="/opt/microsoft/powershell/7/pwsh" -NoProfile -NonInteractive -File "/opt/xflow/XFlowDelivery.Task.ps1" -ConfigPath "/etc/xflow/100%% $$HOME.json"'))
+        $timer | Should -Match '(?m)^OnUnitActiveSec=3min$'
+        $timer | Should -Match '(?m)^Unit=xflow-delivery.service$'
+        $timer | Should -Match '(?m)^WantedBy=timers.target$'
+    }
+}
+
+Describe 'Register-XFlowDeliveryTask / Unregister-XFlowDeliveryTask (systemd units in a temp folder; nothing enabled)' {
+    BeforeAll {
+        $script:Setup = New-TaskSetup
+        $script:Pwsh = [Environment]::ProcessPath
+        $script:Units = New-XFlowTestDirectory -Name 'units'
+    }
+
+    It '-WhatIf shows the definition and writes nothing' {
+        $task = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WhatIf
+        $task.Registered | Should -BeFalse
+        $task.Definition | Should -Match 'ExecStart='
+        $task.Definition | Should -Match ([regex]::Escape($script:EntryScript))
+        @(Get-ChildItem -LiteralPath $script:Units).Count | Should -Be 0
+    }
+
+    It 'writes the service and timer, is idempotent, replaces only with -Force, and unregisters' {
+        $task = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WarningAction SilentlyContinue
+        $task.Registered | Should -BeTrue
+        $service = Join-Path $script:Units 'xflow-delivery.service'
+        $timer = Join-Path $script:Units 'xflow-delivery.timer'
+        Get-Content -LiteralPath $service -Raw | Should -Match ([regex]::Escape("-ConfigPath `"$($script:Setup.Config)`""))
+        Get-Content -LiteralPath $timer -Raw | Should -Match 'OnUnitActiveSec=3min'
+
+        # Same definition again: fine, unchanged.
+        { Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WarningAction SilentlyContinue } | Should -Not -Throw
+        # Another definition: left alone with a warning, replaced with -Force.
+        $null = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -IntervalMinutes 5 -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WarningVariable warnings -WarningAction SilentlyContinue
+        ($warnings -join ' ') | Should -Match '-Force'
+        Get-Content -LiteralPath $timer -Raw | Should -Match 'OnUnitActiveSec=3min'
+        $null = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -IntervalMinutes 5 -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -Force -WarningAction SilentlyContinue
+        Get-Content -LiteralPath $timer -Raw | Should -Match 'OnUnitActiveSec=5min'
+
+        Unregister-XFlowDeliveryTask -UnitDirectory $script:Units -Confirm:$false
+        @(Get-ChildItem -LiteralPath $script:Units).Count | Should -Be 0
+        { Unregister-XFlowDeliveryTask -UnitDirectory $script:Units -Confirm:$false } | Should -Not -Throw
+    }
+
+    It 'refuses S4U when a folder is on a network share (S4UWithNetworkPath)' {
+        $doc = Get-Content -LiteralPath $script:Setup.Config -Raw | ConvertFrom-Json
+        $doc.prismePath = '//fileserver/import/Prisme'
+        $unc = Join-Path $script:Setup.Root 'unc.json'
+        $doc | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $unc -Encoding utf8
+        $err = { Register-XFlowDeliveryTask -ConfigPath $unc -Account 'xflow' -LogonType S4U -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WhatIf } |
+            Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -BeLike 'S4UWithNetworkPath,*'
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.TargetObject | Should -Be '//fileserver/import/Prisme'
+    }
+
+    It 'refuses a PowerShell path that does not exist (PowerShellNotFound)' {
+        { Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath '/nowhere/pwsh' -UnitDirectory $script:Units -WhatIf } |
+            Should -Throw -ErrorId 'PowerShellNotFound,XFlowDelivery.Cmdlets.RegisterXFlowDeliveryTaskCommand'
+    }
+
+    It 'completes -LogonType from a fixed set' {
+        $line = 'Register-XFlowDeliveryTask -LogonType '
+        $completions = TabExpansion2 -inputScript $line -cursorColumn $line.Length
+        @($completions.CompletionMatches.CompletionText) | Should -Be @('Password', 'S4U')
+    }
+}
