@@ -52,16 +52,8 @@ namespace XFlowDelivery.Cmdlets
             var json = new StringBuilder("{\"op\":\"status\"");
             Member(json, "statePath", statePath);
             json.Append(",\"folders\":[");
-            bool first = true;
-            foreach (var (system, path) in new[] { ("SDLoen", sdLoen), ("Prisme", prisme) })
-            {
-                if (path == null) continue;
-                if (!first) json.Append(',');
-                first = false;
-                json.Append("{\"system\":\"").Append(system).Append('"');
-                Member(json, "path", path);
-                json.Append('}');
-            }
+            AppendFolder(json, "SDLoen", sdLoen, first: true);
+            AppendFolder(json, "Prisme", prisme, first: sdLoen == null);
             json.Append("],\"staleAfterMinutes\":").Append(StaleAfterMinutes.ToString(CultureInfo.InvariantCulture)).Append('}');
 
             var answer = Call<StatusAnswer>(json.ToString());
@@ -89,6 +81,15 @@ namespace XFlowDelivery.Cmdlets
                 WriteWarning("Cannot look into an import folder: " + error);
             }
             WriteObject(status);
+        }
+
+        private static void AppendFolder(StringBuilder json, string system, string? path, bool first)
+        {
+            if (path == null) return;
+            if (!first) json.Append(',');
+            json.Append("{\"system\":\"").Append(system).Append('"');
+            Member(json, "path", path);
+            json.Append('}');
         }
     }
 }
