@@ -2,9 +2,9 @@
 //! object on stdout. Arguments are parsed by hand: clap does not build from the offline mirror.
 //!
 //! `xflow-bench disk-limit --dir D [--count N] [--size BYTES] [--batches 1,10,100]`
-//!   The disk's durable-publish limit: N files written with the engine's own publish steps
-//!   (exclusive create, write, fsync, no-replace rename) and the folder fsynced every B files,
-//!   for each B. No network, no journal, no base64: the ceiling a delivery run can approach.
+//!   The disk's durable-publish limit: N files published with the engine's own steps, B at a
+//!   time (exclusive create, write, fsync each; no-replace rename each; one folder fsync), for
+//!   each B. No network, no journal, no base64: the ceiling a delivery run can approach.
 //!
 //! `xflow-bench drain`  (run configuration JSON on stdin, so the token never is an argument)
 //!   One engine run without PowerShell, for profiling (`perf record`, `strace -c`): the
@@ -102,17 +102,23 @@ fn disk_limit(args: &[String]) -> Result<serde_json::Value, String> {
     }))
 }
 
-/// The same calls the engine makes per delivery (`publish::stage`, `publish::commit`) and per
-/// batch (`fsops::sync_dir`).
+/// The engine's publish protocol without network or journal, `batch` files at a time: stage
+/// each (`publish::stage`: exclusive create, write, fsync), rename each into place
+/// (`publish::commit`), then flush the folder once (`fsops::sync_dir`). Batch 1 is the naive
+/// one-file-at-a-time protocol; the engine publishes a page per batch.
 fn publish_files(folder: &Path, count: usize, content: &[u8], batch: usize) -> Result<Duration, String> {
     let started = Instant::now();
-    for i in 0..count {
-        let staged = publish::stage(folder, &format!("bench-{i}"), &mut &content[..])
-            .map_err(|e| e.to_string())?;
-        publish::commit(&staged, &format!("file_{i:06}.csv")).map_err(|e| e.to_string())?;
-        if (i + 1) % batch == 0 || i + 1 == count {
-            fsops::sync_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    let mut staged = Vec::with_capacity(batch);
+    for first in (0..count).step_by(batch) {
+        for i in first..(first + batch).min(count) {
+            let s = publish::stage(folder, &format!("bench-{i}"), &mut &content[..])
+                .map_err(|e| e.to_string())?;
+            staged.push((i, s));
         }
+        for (i, s) in staged.drain(..) {
+            publish::commit(&s, &format!("file_{i:06}.csv")).map_err(|e| e.to_string())?;
+        }
+        fsops::sync_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     }
     Ok(started.elapsed())
 }

@@ -84,7 +84,7 @@ fn write_durably(path: &Path, content: &mut dyn Read) -> io::Result<(u64, String
     let mut size = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = content.read(&mut buf)?;
+        let n = read_full(content, &mut buf)?;
         if n == 0 {
             break;
         }
@@ -94,6 +94,22 @@ fn write_durably(path: &Path, content: &mut dyn Read) -> io::Result<(u64, String
     }
     file.sync_all()?;
     Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Reads until `buf` is full or the content ends. The base64 decoder hands out well under 1 KiB
+/// per read; writing each piece as it comes would cost hundreds of thousands of write calls for
+/// a large delivery.
+fn read_full(content: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match content.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Renames a staged file into place under `wanted` (already a safe name), or under a collision
@@ -245,6 +261,34 @@ mod tests {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
         let err = stage(dir.path(), "id", &mut &b"x"[..]).unwrap_err();
         assert_eq!(err.error_id(), "AccessDenied");
+    }
+
+    /// Hands out at most 3 bytes per read, like a decoder with a small internal buffer.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(3).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_full_fills_the_buffer_from_small_reads_and_stops_at_the_end() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut source = Trickle(&data);
+        let mut buf = [0u8; 400];
+        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 400);
+        assert_eq!(&buf[..], &data[..400]);
+        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 400);
+        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 200);
+        assert_eq!(&buf[..200], &data[800..]);
+        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 0);
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "id", &mut Trickle(&data)).unwrap();
+        assert_eq!(std::fs::read(&staged.temp_path).unwrap(), data);
+        assert_eq!(staged.size, 1000);
     }
 
     #[test]
