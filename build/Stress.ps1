@@ -88,7 +88,7 @@ function Test-Visible {
         if (-not $KnownSha.ContainsKey($f.Sha256)) { "${Where}: partial: visible file '$($f.FullName)' matches no delivery" }
     }
     foreach ($sha in $present.Keys) {
-        if ($present[$sha] -gt 1) { "${Where}: duplicate: delivery $($KnownSha[$sha]) is visible $($present[$sha]) times" }
+        if ($present[$sha] -gt 1 -and $KnownSha.ContainsKey($sha)) { "${Where}: duplicate: delivery $($KnownSha[$sha]) is visible $($present[$sha]) times" }
     }
     foreach ($d in $Snapshot.Deliveries) {
         if ($d.ackCount -gt 0 -and $AckMode -eq 'None') { "${Where}: acknowledged in mode None: $($d.id)" }

@@ -9,13 +9,16 @@
     on stdout:
       XFLOW-RUN-START                   after the module is imported, right before the run
                                         (the harness times its kill from here, not from process
-                                        start, so kills land inside the run, not in pwsh start-up)
+                                        start, so kills land inside the run, not in pwsh start-up);
+                                        with -StartGate the run then waits until that file exists,
+                                        so that several children can be started together
       XFLOW-RUN-RESULT {json}           after the run: delivered files (id, path, sha256),
                                         non-terminating errors (errorId, target), warnings, and
                                         the terminating error's ErrorId (or null)
     Exit code: 0 when the run ended without a terminating error, 1 otherwise.
 #>
 param(
+    # The built module folder (out/XFlowDelivery or a copy of it).
     [Parameter(Mandatory)][string]$ModulePath,
     [Parameter(Mandatory)][string]$BaseUrl,
     [Parameter(Mandatory)][string]$StatePath,
@@ -24,7 +27,8 @@ param(
     [string]$CaCertificatePath,
     [ValidateSet('Ack', 'None')][string]$AckMode = 'Ack',
     [int]$TimeoutSec = 20,
-    [string]$TokenVariable = 'XFLOW_RUNONCE_TOKEN'
+    [string]$TokenVariable = 'XFLOW_RUNONCE_TOKEN',
+    [string]$StartGate
 )
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
@@ -36,7 +40,7 @@ if ([string]::IsNullOrEmpty($plain)) { throw "The environment variable $TokenVar
 $token = ConvertTo-SecureString $plain -AsPlainText -Force
 Remove-Variable plain
 
-Import-Module $ModulePath
+Import-Module (Join-Path $ModulePath 'XFlowDelivery.psd1')
 
 $params = @{
     BaseUrl    = $BaseUrl
@@ -51,6 +55,13 @@ if ($CaCertificatePath) { $params.CaCertificatePath = $CaCertificatePath }
 
 [Console]::Out.WriteLine('XFLOW-RUN-START')
 [Console]::Out.Flush()
+if ($StartGate) {
+    $watch = [Diagnostics.Stopwatch]::StartNew()
+    while (-not (Test-Path -LiteralPath $StartGate)) {
+        if ($watch.Elapsed.TotalSeconds -gt 120) { throw "The start gate '$StartGate' did not open within 120 s." }
+        Start-Sleep -Milliseconds 10
+    }
+}
 
 $terminating = $null
 $output = @()

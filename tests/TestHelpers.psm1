@@ -214,7 +214,9 @@ function Start-XFlowRunOnce {
         [string]$PrismePath,
         [ValidateSet('Ack', 'None')][string]$AckMode = 'Ack',
         [int]$TimeoutSec = 20,
-        [string]$ModulePath = (Split-Path -Parent (Get-XFlowModuleManifest))
+        [string]$ModulePath = (Split-Path -Parent (Get-XFlowModuleManifest)),
+        # The run waits for this file to exist (to start several children together).
+        [string]$StartGate
     )
     $pwsh = Get-XFlowPwshCommand
     $psi = [Diagnostics.ProcessStartInfo]::new($pwsh.FilePath)
@@ -223,6 +225,7 @@ function Start-XFlowRunOnce {
         '-TimeoutSec', "$TimeoutSec", '-CaCertificatePath', $Sim.CaPath)
     if ($SdLoenPath) { $arguments += @('-SdLoenPath', $SdLoenPath) }
     if ($PrismePath) { $arguments += @('-PrismePath', $PrismePath) }
+    if ($StartGate) { $arguments += @('-StartGate', $StartGate) }
     foreach ($a in $arguments) { $psi.ArgumentList.Add($a) }
     $psi.Environment['XFLOW_RUNONCE_TOKEN'] = $Sim.Token
     $psi.WorkingDirectory = [IO.Path]::GetTempPath()
