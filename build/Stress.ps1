@@ -67,6 +67,13 @@ function Wait-SimSettled {
     }
 }
 
+function Format-RunFailure {
+    # Why a child run failed: its terminating ErrorId and message, or its output when it printed
+    # no result.
+    param($Run)
+    if ($Run.Result) { "$($Run.Result.terminating) $($Run.Result.message)" } else { $Run.Output }
+}
+
 function Get-Snapshot {
     # What the server and the folders say right now.
     param($Sim, $Folders)
@@ -136,7 +143,7 @@ function Invoke-Trial {
             $r = Wait-XFlowRunOnce -Run $run
             if (-not $killed) {
                 # The run finished before its kill: it must have ended cleanly.
-                if ($r.ExitCode -ne 0) { $result.Violations.Add("${Label} run ${k}: ended with exit $($r.ExitCode): $($r.Result.terminating) $($r.Result.message)") }
+                if ($r.ExitCode -ne 0) { $result.Violations.Add("${Label} run ${k}: ended with exit $($r.ExitCode): $(Format-RunFailure $r)") }
                 continue
             }
             $result.Kills++
@@ -155,7 +162,7 @@ function Invoke-Trial {
 
         $final = Wait-XFlowRunOnce -Run (Start-XFlowRunOnce @runArgs)
         if ($final.ExitCode -ne 0 -or $null -eq $final.Result) {
-            $result.Violations.Add("${Label} final run: exit $($final.ExitCode): $(if ($final.Result) { "$($final.Result.terminating) $($final.Result.message)" } else { $final.Output })")
+            $result.Violations.Add("${Label} final run: exit $($final.ExitCode): $(Format-RunFailure $final)")
         }
         elseif (@($final.Result.errors).Count -gt 0) {
             $result.Violations.Add("${Label} final run: errors $(@($final.Result.errors | ForEach-Object errorId) -join ', ')")

@@ -47,7 +47,7 @@ BeforeAll {
         catch { $terminating = $_ }
         [pscustomobject]@{
             Files       = @($out | Where-Object { $null -ne $_ -and $_.PSObject.Properties['Path'] })
-            Errors      = @($runErrors | Where-Object { -not [object]::ReferenceEquals($_, $terminating) })
+            Errors      = @(Select-XFlowNonTerminatingError -Collected @($runErrors) -Terminating $terminating)
             Warnings    = @($runWarnings)
             Terminating = $terminating
         }

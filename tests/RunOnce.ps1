@@ -41,6 +41,7 @@ $token = ConvertTo-SecureString $plain -AsPlainText -Force
 Remove-Variable plain
 
 Import-Module (Join-Path $ModulePath 'XFlowDelivery.psd1')
+Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1')
 
 $params = @{
     BaseUrl    = $BaseUrl
@@ -71,8 +72,7 @@ try {
 catch {
     $terminating = $_
 }
-# -ErrorVariable also collects the terminating error; it is reported on its own.
-$errors = @($runErrors | Where-Object { -not [object]::ReferenceEquals($_, $terminating) })
+$errors = @(Select-XFlowNonTerminatingError -Collected @($runErrors) -Terminating $terminating)
 
 $result = [ordered]@{
     # Objects with a Path are delivered files; anything else (a run summary) is not.

@@ -325,4 +325,22 @@ function Get-XFlowFolderFiles {
     }
 }
 
+function Select-XFlowNonTerminatingError {
+    <#
+    .SYNOPSIS
+        The non-terminating errors of a run, as ErrorRecords, from what -ErrorVariable collected.
+        -ErrorVariable also holds the terminating error, sometimes wrapped (a
+        CmdletInvocationException when the cmdlet wrote output first); it is left out by its
+        exception.
+    #>
+    param([object[]]$Collected = @(), [Management.Automation.ErrorRecord]$Terminating)
+    foreach ($item in $Collected) {
+        $record = if ($item -is [Management.Automation.ErrorRecord]) { $item }
+                  elseif ($item -is [Management.Automation.IContainsErrorRecord]) { $item.ErrorRecord }
+                  else { continue }
+        if ($Terminating -and [object]::ReferenceEquals($record.Exception, $Terminating.Exception)) { continue }
+        $record
+    }
+}
+
 Export-ModuleMember -Function *
