@@ -40,12 +40,14 @@ $Settings = if ($Quick) {
     @{ DrainCount = 300; DiskCount = 300; DrainRounds = 1; FileSize = 4096; IdleRepeats = 3; WarmRepeats = 3
        MemorySmall = 1000; MemoryLarge = 3000; MemoryFileSize = 2048; LargeBytes = 16MB }
 } else {
-    # The disk limit publishes DiskCount files per batch size: enough for a steady rate, and
-    # three batch sizes of the full backlog would double the bench's time.
-    @{ DrainCount = 5000; DiskCount = 2500; DrainRounds = 2; FileSize = 4096; IdleRepeats = 10; WarmRepeats = 10
+    # The disk limit publishes DiskCount files per batch size and worker count: enough for a
+    # steady rate; six runs of the full backlog would double the bench's time.
+    @{ DrainCount = 5000; DiskCount = 2000; DrainRounds = 2; FileSize = 4096; IdleRepeats = 10; WarmRepeats = 10
        MemorySmall = 1000; MemoryLarge = 50000; MemoryFileSize = 2048; LargeBytes = 256MB }
 }
 $DiskBatches = @(1, 10, 100)
+# Staging threads: 1 (naive) and the engine's publish::STAGING_WORKERS.
+$DiskWorkers = @(1, 4)
 $ChildTimeoutSec = 600
 
 $ModuleManifest = Join-Path $ModulePath 'XFlowDelivery.psd1'
@@ -184,11 +186,11 @@ function Measure-Drain {
     $reference = [Collections.Generic.List[double]]::new()
     $disk = [Collections.Generic.List[object]]::new()
     foreach ($round in 1..$Settings.DrainRounds) {
-        Write-Step "drain round $round/$($Settings.DrainRounds): disk limit ($($Settings.DiskCount) files, published $($DiskBatches -join '/') at a time)"
+        Write-Step "drain round $round/$($Settings.DrainRounds): disk limit ($($Settings.DiskCount) files, published $($DiskBatches -join '/') at a time by $($DiskWorkers -join '/') threads)"
         $diskDir = Join-Path $script:Work "disk-$round"
         New-Item -ItemType Directory -Path $diskDir -Force | Out-Null
         $r = Invoke-BenchProcess -FilePath $BenchExe -ArgumentList @('disk-limit', '--dir', $diskDir,
-            '--count', "$($Settings.DiskCount)", '--size', "$($Settings.FileSize)", '--batches', ($DiskBatches -join ','))
+            '--count', "$($Settings.DiskCount)", '--size', "$($Settings.FileSize)", '--batches', ($DiskBatches -join ','), '--workers', ($DiskWorkers -join ','))
         $disk.Add((Get-JsonResult -Result $r -What 'xflow-bench disk-limit'))
 
         Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries"
@@ -205,9 +207,12 @@ function Measure-Drain {
         Assert-Drained -Folders $f -Expected $n -What 'the reference script'
         $reference.Add($ref.milliseconds)
     }
-    $batches = foreach ($b in $DiskBatches) {
-        $best = ($disk | ForEach-Object { $_.batches } | Where-Object batch -EQ $b | Measure-Object filesPerSec -Maximum).Maximum
-        [pscustomobject]@{ Batch = $b; FilesPerSec = $best }
+    $batches = foreach ($w in $DiskWorkers) {
+        foreach ($b in $DiskBatches) {
+            $best = ($disk | ForEach-Object { $_.batches } | Where-Object { $_.batch -eq $b -and $_.workers -eq $w } |
+                Measure-Object filesPerSec -Maximum).Maximum
+            [pscustomobject]@{ Batch = $b; Workers = $w; FilesPerSec = $best }
+        }
     }
     $bestBatch = $batches | Sort-Object FilesPerSec -Descending | Select-Object -First 1
     [pscustomobject]@{
@@ -335,7 +340,7 @@ $MiB = { param($kib) [Math]::Round($kib / 1024, 1) }
 $figures = [ordered]@{
     'drain.ours'               = @{ value = [Math]::Round($drain.OursPerSec, 1); unit = 'deliveries/s' }
     'drain.reference'          = @{ value = [Math]::Round($drain.ReferencePerSec, 1); unit = 'deliveries/s' }
-    'drain.diskLimit'          = @{ value = [Math]::Round($drain.DiskBest.FilesPerSec, 1); unit = 'files/s'; batch = $drain.DiskBest.Batch }
+    'drain.diskLimit'          = @{ value = [Math]::Round($drain.DiskBest.FilesPerSec, 1); unit = 'files/s'; batch = $drain.DiskBest.Batch; workers = $drain.DiskBest.Workers }
     'drain.oursRounds'         = @{ value = @($drain.OursRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'drain.referenceRounds'    = @{ value = @($drain.ReferenceRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'idle.barePwsh'            = @{ value = [Math]::Round($idle.BareMs); unit = 'ms' }
@@ -352,7 +357,7 @@ $figures = [ordered]@{
     'large.throughput'         = @{ value = [Math]::Round(($large.Bytes / 1MB) / ($large.Ms / 1000), 1); unit = 'MiB/s' }
 }
 foreach ($b in $drain.DiskBatches) {
-    $figures["drain.diskLimit.batch$($b.Batch)"] = @{ value = [Math]::Round($b.FilesPerSec, 1); unit = 'files/s' }
+    $figures["drain.diskLimit.batch$($b.Batch).workers$($b.Workers)"] = @{ value = [Math]::Round($b.FilesPerSec, 1); unit = 'files/s' }
 }
 $ratios = [ordered]@{
     drainOursOverReference   = [Math]::Round($drain.OursPerSec / $drain.ReferencePerSec, 2)
@@ -377,7 +382,7 @@ $results = [ordered]@{
     machine    = Get-Machine
     parameters = [ordered]@{
         drainDeliveries = $Settings.DrainCount; diskLimitFiles = $Settings.DiskCount; drainRounds = $Settings.DrainRounds; fileBytes = $Settings.FileSize
-        pageSize = 100; diskBatches = $DiskBatches; idleRepeats = $Settings.IdleRepeats; warmRepeats = $Settings.WarmRepeats
+        pageSize = 100; diskBatches = $DiskBatches; diskWorkers = $DiskWorkers; idleRepeats = $Settings.IdleRepeats; warmRepeats = $Settings.WarmRepeats
         memoryBacklogs = @($Settings.MemorySmall, $Settings.MemoryLarge); memoryFileBytes = $Settings.MemoryFileSize
         largeBytes = $Settings.LargeBytes
     }

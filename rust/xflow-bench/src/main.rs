@@ -1,10 +1,11 @@
 //! Micro-benchmarks behind `build.ps1 -Bench` (driven by build/Bench.ps1). Each prints one JSON
 //! object on stdout. Arguments are parsed by hand: clap does not build from the offline mirror.
 //!
-//! `xflow-bench disk-limit --dir D [--count N] [--size BYTES] [--batches 1,10,100]`
+//! `xflow-bench disk-limit --dir D [--count N] [--size BYTES] [--batches 1,10,100] [--workers 1,4]`
 //!   The disk's durable-publish limit: N files published with the engine's own steps, B at a
-//!   time (exclusive create, write, fsync each; no-replace rename each; one folder fsync), for
-//!   each B. No network, no journal, no base64: the ceiling a delivery run can approach.
+//!   time (exclusive create, write, fsync each, staged by W threads as the engine does; then
+//!   no-replace rename each; one folder fsync), for each B and W. No network, no journal, no
+//!   base64: the ceiling a delivery run can approach.
 //!
 //! `xflow-bench drain`  (run configuration JSON on stdin, so the token never is an argument)
 //!   One engine run without PowerShell, for profiling (`perf record`, `strace -c`): the
@@ -20,9 +21,11 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("disk-limit") => disk_limit(&args[1..]),
         Some("drain") => drain(),
-        _ => Err("usage: xflow-bench disk-limit --dir D [--count N] [--size BYTES] \
-                  [--batches 1,10,100] | xflow-bench drain < config.json"
-            .to_owned()),
+        _ => Err(
+            "usage: xflow-bench disk-limit --dir D [--count N] [--size BYTES] \
+                  [--batches 1,10,100] [--workers 1,4] | xflow-bench drain < config.json"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(json) => println!("{json}"),
@@ -58,40 +61,51 @@ fn disk_limit(args: &[String]) -> Result<serde_json::Value, String> {
     let mut dir: Option<PathBuf> = None;
     let (mut count, mut size) = (5000usize, 4096usize);
     let mut batches = vec![1usize, 10, 100];
-    for (key, value) in options(args, &["dir", "count", "size", "batches"])? {
+    let mut workers = vec![1usize, publish::STAGING_WORKERS];
+    let list = |key: &str, value: &str| -> Result<Vec<usize>, String> {
+        value
+            .split(',')
+            .map(|b| parse::<usize>(key, b.trim()))
+            .collect()
+    };
+    for (key, value) in options(args, &["dir", "count", "size", "batches", "workers"])? {
         match key {
             "dir" => dir = Some(PathBuf::from(value)),
             "count" => count = parse(key, value)?,
             "size" => size = parse(key, value)?,
-            _ => {
-                batches = value
-                    .split(',')
-                    .map(|b| parse::<usize>(key, b.trim()))
-                    .collect::<Result<_, _>>()?
-            }
+            "batches" => batches = list(key, value)?,
+            _ => workers = list(key, value)?,
         }
     }
     let dir = dir.ok_or("--dir is required")?;
-    if count == 0 || batches.contains(&0) {
-        return Err("--count and every batch must be at least 1".into());
+    if count == 0 || batches.contains(&0) || workers.contains(&0) {
+        return Err("--count, every batch and every worker count must be at least 1".into());
     }
     // Deterministic, incompressible-looking bytes; what they are does not matter to the disk.
     let content: Vec<u8> = (0..size).map(|i| (i * 131 % 251) as u8).collect();
     let mut results = Vec::new();
-    for &batch in &batches {
-        let folder = dir.join(format!("batch-{batch}"));
-        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-        let elapsed = publish_files(&folder, count, &content, batch)?;
-        results.push(serde_json::json!({
-            "batch": batch,
-            "seconds": elapsed.as_secs_f64(),
-            "filesPerSec": count as f64 / elapsed.as_secs_f64(),
-        }));
-        std::fs::remove_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    for &threads in &workers {
+        for &batch in &batches {
+            let folder = dir.join(format!("batch-{batch}-workers-{threads}"));
+            std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+            let elapsed = publish_files(&folder, count, &content, batch, threads)?;
+            results.push(serde_json::json!({
+                "batch": batch,
+                "workers": threads,
+                "seconds": elapsed.as_secs_f64(),
+                "filesPerSec": count as f64 / elapsed.as_secs_f64(),
+            }));
+            std::fs::remove_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        }
     }
     let best = results
         .iter()
-        .max_by(|a, b| a["filesPerSec"].as_f64().partial_cmp(&b["filesPerSec"].as_f64()).unwrap())
+        .max_by(|a, b| {
+            a["filesPerSec"]
+                .as_f64()
+                .partial_cmp(&b["filesPerSec"].as_f64())
+                .unwrap()
+        })
         .cloned();
     Ok(serde_json::json!({
         "count": count,
@@ -103,19 +117,25 @@ fn disk_limit(args: &[String]) -> Result<serde_json::Value, String> {
 }
 
 /// The engine's publish protocol without network or journal, `batch` files at a time: stage
-/// each (`publish::stage`: exclusive create, write, fsync), rename each into place
-/// (`publish::commit`), then flush the folder once (`fsops::sync_dir`). Batch 1 is the naive
-/// one-file-at-a-time protocol; the engine publishes a page per batch.
-fn publish_files(folder: &Path, count: usize, content: &[u8], batch: usize) -> Result<Duration, String> {
+/// each on `workers` threads (`publish::stage_all` of `publish::stage`: exclusive create, write,
+/// fsync), rename each into place (`publish::commit`), then flush the folder once
+/// (`fsops::sync_dir`). Batch 1 with 1 worker is the naive one-file-at-a-time protocol; the
+/// engine publishes a page per batch with `publish::STAGING_WORKERS`.
+fn publish_files(
+    folder: &Path,
+    count: usize,
+    content: &[u8],
+    batch: usize,
+    workers: usize,
+) -> Result<Duration, String> {
     let started = Instant::now();
-    let mut staged = Vec::with_capacity(batch);
     for first in (0..count).step_by(batch) {
-        for i in first..(first + batch).min(count) {
-            let s = publish::stage(folder, &format!("bench-{i}"), &mut &content[..])
-                .map_err(|e| e.to_string())?;
-            staged.push((i, s));
-        }
-        for (i, s) in staged.drain(..) {
+        let ids: Vec<usize> = (first..(first + batch).min(count)).collect();
+        let staged = publish::stage_all(&ids, workers, |i| {
+            publish::stage(folder, &format!("bench-{i}"), &mut &content[..])
+        });
+        for (i, s) in ids.iter().zip(staged) {
+            let s = s.map_err(|e| e.to_string())?;
             publish::commit(&s, &format!("file_{i:06}.csv")).map_err(|e| e.to_string())?;
         }
         fsops::sync_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;

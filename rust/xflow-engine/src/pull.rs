@@ -486,31 +486,38 @@ impl Ctx<'_> {
         let discard_all = |staged: &[(Record, StagedFile)]| {
             staged.iter().for_each(|(_, s)| publish::discard(s));
         };
-        for r in ready {
-            if self.cancel.is_cancelled() {
-                discard_all(&staged);
+        let cancel = self.cancel;
+        let results = publish::stage_all(&ready, publish::STAGING_WORKERS, |r| {
+            if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            let result = r.payload.open().and_then(|mut content| {
+            r.payload.open().and_then(|mut content| {
                 publish::stage(&r.record.folder, &r.record.id, &mut content)
-            });
+            })
+        });
+        let mut failure = None;
+        for (r, result) in ready.into_iter().zip(results) {
             match result {
+                Ok(s) if failure.is_some() => publish::discard(&s),
                 Ok(s) if s.sha256 != r.record.sha256 => {
                     // Verified before staging, so only a damaged spool file gets here; never
                     // publish bytes other than the announced ones.
                     publish::discard(&s);
-                    discard_all(&staged);
-                    return Err(EngineError::Internal(format!(
+                    failure = Some(EngineError::Internal(format!(
                         "delivery {}: the staged copy does not match its sha256",
                         r.record.id
                     )));
                 }
                 Ok(s) => staged.push((r.record, s)),
                 Err(err) => {
-                    discard_all(&staged);
-                    return Err(err);
+                    failure.get_or_insert(err);
                 }
             }
+        }
+        if let Some(err) = failure {
+            // The first failure in page order wins; nothing of the batch is published.
+            discard_all(&staged);
+            return Err(err);
         }
         fail::fail_point!("after-stage", |_| {
             discard_all(&staged);
