@@ -10,36 +10,11 @@ BeforeAll {
     $script:Sim = Start-XFlowSim
     $script:Token = ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force
 
-    function script:New-RunFolders {
-        $root = New-XFlowTestDirectory -Name 'run'
-        $folders = [pscustomobject]@{
-            Root   = $root
-            SdLoen = Join-Path $root 'Kommune A/SD Løn import'
-            Prisme = Join-Path $root 'Kommune A/Prisme import'
-            State  = Join-Path $root 'XFlow state'
-        }
-        New-Item -ItemType Directory -Path $folders.SdLoen, $folders.Prisme, $folders.State -Force | Out-Null
-        $folders
-    }
-
     function script:Invoke-Delivery {
         param($Folders, [hashtable]$Extra = @{})
-        $params = @{
-            BaseUrl           = $script:Sim.BaseUrl
-            ApiToken          = $script:Token
-            SdLoenPath        = $Folders.SdLoen
-            PrismePath        = $Folders.Prisme
-            StatePath         = $Folders.State
-            CaCertificatePath = $script:Sim.CaPath
-            TimeoutSec        = 20
-        }
-        foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
+        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $Folders -Extra $Extra
         # The delivered files only; the run summary that follows them is tested in Task.Tests.ps1.
         Invoke-XFlowDelivery @params | Where-Object { $_ -isnot [XFlowDelivery.Model.XFlowRunSummary] }
-    }
-
-    function script:Get-SimDeliveries {
-        @((Get-XFlowSimState -Sim $script:Sim).deliveries)
     }
 }
 
@@ -55,7 +30,7 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
     }
 
     It 'writes SD Løn and Prisme deliveries byte-identical into folders with Løn and spaces, acknowledged, with no temp files left' {
-        $folders = New-RunFolders
+        $folders = New-XFlowRunFolders -Parent $script:Work
         $utf8 = [Text.UTF8Encoding]::new($false)
         $loen = $utf8.GetBytes("CPR;Navn;Beløb`r`n0101011234;Søren Ærø;12345,67`r`n")
         $prisme = [byte[]](0..255) + $utf8.GetBytes('Prisme;bilag;æøå')
@@ -88,7 +63,7 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         @(Get-ChildItem -LiteralPath $folders.Root -Force -Recurse -Filter '*.partial').Count | Should -Be 0
 
         # The server saw both acknowledgements.
-        $state = Get-SimDeliveries
+        $state = Get-XFlowSimDeliveries -Sim $script:Sim
         $state.Count | Should -Be 2
         foreach ($d in $state) {
             $d.state | Should -Be 'acked'
@@ -101,7 +76,7 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
     }
 
     It 'neither writes nor acknowledges a delivery whose content does not match its sha256' {
-        $folders = New-RunFolders
+        $folders = New-XFlowRunFolders -Parent $script:Work
         $bytes = [Text.Encoding]::UTF8.GetBytes("forkert indhold`n")
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'løn-fejl.csv'; Bytes = $bytes }) | Out-Null
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'wrongSha256'; on = 'get'; nth = 1 } | Out-Null
@@ -117,14 +92,14 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         $hash.Count | Should -Be 1
         $hash[0].CategoryInfo.Category | Should -Be 'InvalidData'
         @(Get-ChildItem -LiteralPath $folders.SdLoen -Force).Count | Should -Be 0
-        $state = Get-SimDeliveries
+        $state = Get-XFlowSimDeliveries -Sim $script:Sim
         $state.Count | Should -Be 1
         $state[0].state | Should -Not -Be 'acked'
         $state[0].ackCount | Should -Be 0
     }
 
     It 'resolves relative paths against the PowerShell location, not the process working directory' {
-        $folders = New-RunFolders
+        $folders = New-XFlowRunFolders -Parent $script:Work
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'Prisme'; FileName = 'relativ.txt'; Bytes = [byte[]](1, 2, 3) }) | Out-Null
         $processCwd = [Environment]::CurrentDirectory
         $elsewhere = New-XFlowTestDirectory -Name 'process-cwd'
@@ -132,7 +107,7 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         try {
             [Environment]::CurrentDirectory = $elsewhere
             $out = @(Invoke-XFlowDelivery -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -CaCertificatePath $script:Sim.CaPath `
-                    -SdLoenPath './Kommune A/SD Løn import' -PrismePath 'Kommune A/Prisme import' -StatePath 'XFlow state' |
+                    -SdLoenPath './SD Løn import' -PrismePath 'Prisme import' -StatePath 'XFlow state' |
                     Where-Object { $_ -isnot [XFlowDelivery.Model.XFlowRunSummary] })
         }
         finally {
@@ -147,7 +122,7 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
     }
 
     It 'stops promptly when the pipeline is stopped (Ctrl+C), writing and acknowledging nothing' {
-        $folders = New-RunFolders
+        $folders = New-XFlowRunFolders -Parent $script:Work
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'stop.csv'; Bytes = [byte[]](1, 2, 3) }) | Out-Null
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'delayMs'; on = 'get'; nth = 1; params = @{ ms = 30000 } } | Out-Null
 
@@ -170,11 +145,11 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         finally { $ps.Dispose() }
 
         @(Get-ChildItem -LiteralPath $folders.SdLoen -Force).Count | Should -Be 0
-        (Get-SimDeliveries)[0].ackCount | Should -Be 0
+        (Get-XFlowSimDeliveries -Sim $script:Sim)[0].ackCount | Should -Be 0
     }
 
     It 'never shows the API token in any output stream, error or state file' {
-        $folders = New-RunFolders
+        $folders = New-XFlowRunFolders -Parent $script:Work
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [byte[]](65, 66) }) | Out-Null
         $plain = $script:Sim.Token
 

@@ -9,36 +9,13 @@ BeforeAll {
     Push-Location $script:Work
     Import-Module (Get-XFlowModuleManifest) -Force
     $script:Sim = Start-XFlowSim
-    $script:Token = ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force
     $script:Cmdlet = 'XFlowDelivery.Cmdlets.InvokeXFlowDeliveryCommand'
-
-    function script:New-RunFolders {
-        $root = Join-Path $script:Work ([Guid]::NewGuid().ToString('N').Substring(0, 8))
-        $folders = [pscustomobject]@{
-            Root   = $root
-            SdLoen = Join-Path $root 'SD Løn import'
-            Prisme = Join-Path $root 'Prisme import'
-            State  = Join-Path $root 'XFlow state'
-        }
-        New-Item -ItemType Directory -Path $folders.SdLoen, $folders.Prisme -Force | Out-Null
-        $folders
-    }
 
     function script:Invoke-Run {
         # One Invoke-XFlowDelivery in this session. Returns the delivered files (objects with a
         # Path), the non-terminating errors, the warnings and the terminating error (or $null).
         param($Folders, [hashtable]$Extra = @{})
-        $params = @{
-            BaseUrl           = $script:Sim.BaseUrl
-            ApiToken          = $script:Token
-            SdLoenPath        = $Folders.SdLoen
-            PrismePath        = $Folders.Prisme
-            StatePath         = $Folders.State
-            CaCertificatePath = $script:Sim.CaPath
-            AckMode           = 'Ack'
-            TimeoutSec        = 20
-        }
-        foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
+        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $Folders -Extra (@{ AckMode = 'Ack' } + $Extra)
         $terminating = $null
         $out = @()
         try {
@@ -71,7 +48,6 @@ BeforeAll {
         @((Add-XFlowSimDelivery -Sim $script:Sim -Delivery @($items)).ids)
     }
 
-    function script:Get-SimDeliveries { @((Get-XFlowSimState -Sim $script:Sim).deliveries) }
 
     function script:Get-DeliveryGets {
         # The GET /deliveries requests the simulator served.
@@ -100,7 +76,7 @@ BeforeAll {
         Add-Text -System 'Prisme' -Prefix 'efter' | Out-Null
         $next = Invoke-Run -Folders $Folders
         $next.Terminating | Should -BeNullOrEmpty
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         Assert-Landed -Folders $Folders -Deliveries $all
         $all | ForEach-Object { $_.state | Should -Be 'acked' -Because "$($_.id) was delivered" }
     }
@@ -144,7 +120,7 @@ AfterAll {
 Describe 'Simulator faults, end to end through the module' {
     BeforeEach {
         Reset-XFlowSim -Sim $script:Sim
-        $script:F = New-RunFolders
+        $script:F = New-XFlowRunFolders -Parent $script:Work
     }
 
     It '<Kind>: <Effect>; everything lands once and is acknowledged' -ForEach @(
@@ -164,7 +140,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run.Errors | Should -BeNullOrEmpty
         $run.Files.Count | Should -Be 2
         (Get-XFlowSimState -Sim $script:Sim).faults | Should -BeNullOrEmpty -Because 'the fault fired'
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         Assert-Landed -Folders $F -Deliveries $all
         $all | ForEach-Object { $_.state | Should -Be 'acked' }
         if ($Retried) { @(Get-DeliveryGets).Count | Should -BeGreaterThan 1 -Because 'the faulty answer was retried' }
@@ -180,8 +156,8 @@ Describe 'Simulator faults, end to end through the module' {
 
         $run.Terminating | Should -BeNullOrEmpty
         $run.Files.Count | Should -Be 1
-        Assert-Landed -Folders $F -Deliveries (Get-SimDeliveries)
-        (Get-SimDeliveries)[0].state | Should -Be 'acked'
+        Assert-Landed -Folders $F -Deliveries (Get-XFlowSimDeliveries -Sim $script:Sim)
+        (Get-XFlowSimDeliveries -Sim $script:Sim)[0].state | Should -Be 'acked'
         Assert-NextRunCarriesOn -Folders $F
     }
 
@@ -199,7 +175,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run.Terminating.CategoryInfo.Category | Should -Not -Be 'NotSpecified'
         $run.Files | Should -BeNullOrEmpty
         @(Get-XFlowFolderFiles -Path $F.SdLoen, $F.Prisme) | Should -BeNullOrEmpty
-        Get-SimDeliveries | ForEach-Object { $_.ackCount | Should -Be 0 }
+        Get-XFlowSimDeliveries -Sim $script:Sim | ForEach-Object { $_.ackCount | Should -Be 0 }
         Assert-NextRunCarriesOn -Folders $F
     }
 
@@ -220,7 +196,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run.Files.Count | Should -Be 1
         $run.Files[0].System | Should -Be 'Prisme'
         @(Get-ChildItem -LiteralPath $F.SdLoen -Force) | Should -BeNullOrEmpty
-        (Get-SimDeliveries | Where-Object id -EQ $bad[0]).ackCount | Should -Be 0
+        (Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object id -EQ $bad[0]).ackCount | Should -Be 0
         @(Get-ChildItem -LiteralPath (Join-Path $F.State 'quarantine') -File).Count | Should -Be 1
         # The server hands out an intact copy: it is published and the quarantine is cleared.
         Assert-NextRunCarriesOn -Folders $F
@@ -234,12 +210,12 @@ Describe 'Simulator faults, end to end through the module' {
         $first = Invoke-Run -Folders $F
         $first.Terminating | Should -BeNullOrEmpty
         $first.Files.Count | Should -Be 2
-        Get-SimDeliveries | ForEach-Object { $_.state | Should -Not -Be 'acked' -Because 'the server forgot the acknowledgement' }
+        Get-XFlowSimDeliveries -Sim $script:Sim | ForEach-Object { $_.state | Should -Not -Be 'acked' -Because 'the server forgot the acknowledgement' }
 
         $second = Invoke-Run -Folders $F
         $second.Terminating | Should -BeNullOrEmpty
         $second.Files | Should -BeNullOrEmpty -Because 'already published: acknowledged again, not written again'
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         Assert-Landed -Folders $F -Deliveries $all
         $all | ForEach-Object { $_.state | Should -Be 'acked' }
         Assert-NextRunCarriesOn -Folders $F
@@ -256,7 +232,7 @@ Describe 'Simulator faults, end to end through the module' {
 
         $run.Terminating | Should -BeNullOrEmpty
         $run.Files.Count | Should -Be 2
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         Assert-Landed -Folders $F -Deliveries $all
         $all | ForEach-Object { $_.state | Should -Be 'acked'; $_.ackCount | Should -BeGreaterOrEqual 1 }
         $acks = @((Get-XFlowSimState -Sim $script:Sim).requests | Where-Object method -EQ 'POST')
@@ -273,7 +249,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run.Terminating | Should -BeNullOrEmpty
         $run.Files.Count | Should -Be 1
         @(Get-DeliveryGets).Count | Should -BeLessOrEqual 3 -Because 'a page that brings nothing new ends the run'
-        Assert-Landed -Folders $F -Deliveries (Get-SimDeliveries)
+        Assert-Landed -Folders $F -Deliveries (Get-XFlowSimDeliveries -Sim $script:Sim)
         # The next run (the server still says hasMore) ends as quickly.
         Assert-NextRunCarriesOn -Folders $F
     }
@@ -289,7 +265,7 @@ Describe 'Simulator faults, end to end through the module' {
         $state = Get-XFlowSimState -Sim $script:Sim
         @($state.otherOrigin.requests | Where-Object authHeaderPresent) | Should -BeNullOrEmpty
         @(Get-XFlowFolderFiles -Path $F.SdLoen, $F.Prisme) | Should -BeNullOrEmpty
-        Get-SimDeliveries | ForEach-Object { $_.ackCount | Should -Be 0 }
+        Get-XFlowSimDeliveries -Sim $script:Sim | ForEach-Object { $_.ackCount | Should -Be 0 }
         Assert-NextRunCarriesOn -Folders $F
     }
 
@@ -304,7 +280,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run.Terminating | Should -BeNullOrEmpty
         $run.Files.Count | Should -Be 2
         ($run.Files | Where-Object System -EQ 'Prisme').Size | Should -Be 16MB
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         Assert-Landed -Folders $F -Deliveries $all
         $all | ForEach-Object { $_.state | Should -Be 'acked' }
     }
@@ -318,7 +294,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run.Terminating | Should -BeNullOrEmpty
         @($run.Errors).Count | Should -Be 1
         $run.Errors[0].FullyQualifiedErrorId | Should -Be "InvalidDelivery,$script:Cmdlet"
-        $unknown = Get-SimDeliveries | Where-Object system -EQ 'Unknown'
+        $unknown = Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object system -EQ 'Unknown'
         "$($run.Errors[0].TargetObject)" | Should -Be $unknown.id
         $unknown.ackCount | Should -Be 0
         $run.Files.Count | Should -Be 1
@@ -328,8 +304,8 @@ Describe 'Simulator faults, end to end through the module' {
         @($again.Errors).Count | Should -Be 1
         $again.Errors[0].FullyQualifiedErrorId | Should -Be "Quarantined,$script:Cmdlet"
         $again.Files | Should -BeNullOrEmpty
-        (Get-SimDeliveries | Where-Object system -EQ 'Unknown').ackCount | Should -Be 0
-        Assert-Landed -Folders $F -Deliveries @(Get-SimDeliveries | Where-Object system -NE 'Unknown')
+        (Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object system -EQ 'Unknown').ackCount | Should -Be 0
+        Assert-Landed -Folders $F -Deliveries @(Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object system -NE 'Unknown')
     }
 
     It 'duplicateFileName: two deliveries with one name become two files; nothing is replaced' {
@@ -338,7 +314,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run = Invoke-Run -Folders $F
 
         $run.Terminating | Should -BeNullOrEmpty
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         $all.Count | Should -Be 2
         $all[0].fileName | Should -Be $all[1].fileName
         Assert-Landed -Folders $F -Deliveries $all
@@ -354,7 +330,7 @@ Describe 'Simulator faults, end to end through the module' {
 
         $run.Terminating | Should -BeNullOrEmpty
         $run.Errors | Should -BeNullOrEmpty
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         $all.Count | Should -Be 26 -Because '25 hostile names and one of 304 characters'
         Assert-Landed -Folders $F -Deliveries $all
         foreach ($file in Get-ChildItem -LiteralPath $F.Prisme -Force) {
@@ -375,7 +351,7 @@ Describe 'Eight overlapping runs against one state folder' {
         Reset-XFlowSim -Sim $script:Sim
         Invoke-XFlowSimControl -Sim $script:Sim -Method PUT -Path 'settings' -Body @{ pageSize = 20 } | Out-Null
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 300; size = 2048; kind = 'random'; systems = @('SDLoen', 'Prisme') } | Out-Null
-        $f = New-RunFolders
+        $f = New-XFlowRunFolders -Parent $script:Work
         $gate = Join-Path $f.Root 'go'
         $runs = @(1..8 | ForEach-Object {
                 Start-XFlowRunOnce -Sim $script:Sim -StatePath $f.State -SdLoenPath $f.SdLoen -PrismePath $f.Prisme -StartGate $gate
@@ -403,7 +379,7 @@ Describe 'Eight overlapping runs against one state folder' {
 
         # One more run mops up anything the winner left for later; then exactly once each.
         (Invoke-Run -Folders $f).Terminating | Should -BeNullOrEmpty
-        $all = Get-SimDeliveries
+        $all = Get-XFlowSimDeliveries -Sim $script:Sim
         $all.Count | Should -Be 300
         Assert-Landed -Folders $f -Deliveries $all
         $all | ForEach-Object { $_.state | Should -Be 'acked' }
@@ -413,7 +389,7 @@ Describe 'Eight overlapping runs against one state folder' {
 Describe 'Unusable import folders' {
     BeforeEach {
         Reset-XFlowSim -Sim $script:Sim
-        $script:F = New-RunFolders
+        $script:F = New-XFlowRunFolders -Parent $script:Work
         $script:Mounted = $null
     }
     AfterEach {
@@ -438,7 +414,7 @@ Describe 'Unusable import folders' {
         $run.Terminating.FullyQualifiedErrorId | Should -Be "DiskFull,$script:Cmdlet"
         $run.Terminating.CategoryInfo.Category | Should -Not -Be 'NotSpecified'
         "$($run.Terminating.TargetObject) $($run.Terminating.Exception.Message)" | Should -Match ([regex]::Escape('SD Løn import'))
-        Get-SimDeliveries | ForEach-Object { $_.ackCount | Should -Be 0 -Because 'nothing is acknowledged when the page could not be published' }
+        Get-XFlowSimDeliveries -Sim $script:Sim | ForEach-Object { $_.ackCount | Should -Be 0 -Because 'nothing is acknowledged when the page could not be published' }
         @(Get-ChildItem -LiteralPath $F.SdLoen -Force) | Should -BeNullOrEmpty -Because 'the temp files were discarded'
 
         # Room again (the same filesystem, grown): the next run delivers everything exactly once.
@@ -459,7 +435,7 @@ Describe 'Unusable import folders' {
         $run.Terminating.FullyQualifiedErrorId | Should -Be "AccessDenied,$script:Cmdlet"
         $run.Terminating.CategoryInfo.Category | Should -Be 'PermissionDenied'
         "$($run.Terminating.TargetObject) $($run.Terminating.Exception.Message)" | Should -Match ([regex]::Escape('Prisme import'))
-        Get-SimDeliveries | ForEach-Object { $_.ackCount | Should -Be 0 }
+        Get-XFlowSimDeliveries -Sim $script:Sim | ForEach-Object { $_.ackCount | Should -Be 0 }
 
         (Invoke-Root mount @('-o', 'remount,rw', $F.Prisme)).ExitCode | Should -Be 0
         Assert-NextRunCarriesOn -Folders $F
@@ -474,7 +450,7 @@ Describe 'Unusable import folders' {
         $run.Terminating.FullyQualifiedErrorId | Should -Be "FolderNotFound,$script:Cmdlet"
         "$($run.Terminating.TargetObject) $($run.Terminating.Exception.Message)" | Should -Match ([regex]::Escape('SD Løn import'))
         @(Get-DeliveryGets) | Should -BeNullOrEmpty -Because 'the folders are checked before anything is fetched'
-        Get-SimDeliveries | ForEach-Object { $_.handedOutCount | Should -Be 0 }
+        Get-XFlowSimDeliveries -Sim $script:Sim | ForEach-Object { $_.handedOutCount | Should -Be 0 }
 
         New-Item -ItemType Directory -Path $F.SdLoen | Out-Null
         Assert-NextRunCarriesOn -Folders $F

@@ -197,7 +197,42 @@ function Get-XFlowSimState {
     Invoke-XFlowSimControl -Sim $Sim -Method GET -Path 'state'
 }
 
-Export-ModuleMember -Function *
+function Get-XFlowSimDeliveries {
+    # The simulator's view of every delivery: id, sha256, state, handedOutCount, ackCount, ...
+    param([Parameter(Mandatory)]$Sim)
+    @((Get-XFlowSimState -Sim $Sim).deliveries)
+}
+
+function New-XFlowRunFolders {
+    # A fresh root under $Parent with both import folders ("Løn" and spaces in their names) and
+    # the path of a state folder, which the engine creates on its first run.
+    param([string]$Parent = [IO.Path]::GetTempPath())
+    $root = Join-Path $Parent ('run-' + [Guid]::NewGuid().ToString('N').Substring(0, 8))
+    $folders = [pscustomobject]@{
+        Root   = $root
+        SdLoen = Join-Path $root 'SD Løn import'
+        Prisme = Join-Path $root 'Prisme import'
+        State  = Join-Path $root 'XFlow state'
+    }
+    New-Item -ItemType Directory -Path $folders.SdLoen, $folders.Prisme -Force | Out-Null
+    $folders
+}
+
+function Get-XFlowDeliveryParameters {
+    # Splatting parameters for Invoke-XFlowDelivery against $Sim into $Folders; $Extra overrides.
+    param([Parameter(Mandatory)]$Sim, [Parameter(Mandatory)]$Folders, [hashtable]$Extra = @{})
+    $params = @{
+        BaseUrl           = $Sim.BaseUrl
+        ApiToken          = ConvertTo-SecureString $Sim.Token -AsPlainText -Force
+        SdLoenPath        = $Folders.SdLoen
+        PrismePath        = $Folders.Prisme
+        StatePath         = $Folders.State
+        CaCertificatePath = $Sim.CaPath
+        TimeoutSec        = 20
+    }
+    foreach ($k in $Extra.Keys) { $params[$k] = $Extra[$k] }
+    $params
+}
 
 function Start-XFlowRunOnce {
     <#
