@@ -14,9 +14,6 @@ namespace XFlowDelivery.Cmdlets
     [OutputType(typeof(XFlowDeliveryRecord))]
     public sealed class GetXFlowDeliveryHistoryCommand : XFlowCmdletBase
     {
-        private const string StateSet = "StatePath";
-        private const string ConfigSet = "ConfigFile";
-
         /// <summary>The state folder (as given to Invoke-XFlowDelivery -StatePath).</summary>
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = StateSet)]
         [ValidateNotNullOrEmpty]
@@ -61,7 +58,7 @@ namespace XFlowDelivery.Cmdlets
             {
                 Fail("InvalidTimeRange", ErrorCategory.InvalidArgument, $"-Since ({s:o}) is after -Until ({u:o}).", Since);
             }
-            var statePath = StatePathFrom(ParameterSetName == StateSet ? StatePath : null, ParameterSetName == ConfigSet ? ConfigPath : null, out _);
+            var statePath = StatePathFrom(StatePath, ConfigPath, out _);
             var json = new StringBuilder("{\"op\":\"history\"");
             Member(json, "statePath", statePath);
             Member(json, "since", Since is DateTime since ? Time.ToRfc3339(since) : null);

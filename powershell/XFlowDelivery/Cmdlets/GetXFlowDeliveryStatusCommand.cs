@@ -15,9 +15,6 @@ namespace XFlowDelivery.Cmdlets
     [OutputType(typeof(XFlowDeliveryStatus))]
     public sealed class GetXFlowDeliveryStatusCommand : XFlowCmdletBase
     {
-        private const string StateSet = "StatePath";
-        private const string ConfigSet = "ConfigFile";
-
         /// <summary>A configuration file; its state folder and import folders are examined.</summary>
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = ConfigSet)]
         [ValidateNotNullOrEmpty]
@@ -45,7 +42,7 @@ namespace XFlowDelivery.Cmdlets
 
         protected override void ProcessRecord()
         {
-            var statePath = StatePathFrom(ParameterSetName == StateSet ? StatePath : null, ParameterSetName == ConfigSet ? ConfigPath : null, out var config);
+            var statePath = StatePathFrom(StatePath, ConfigPath, out var config);
             var sdLoen = config != null ? config.SdLoenPath : (SdLoenPath == null ? null : ResolvePath(SdLoenPath, nameof(SdLoenPath)));
             var prisme = config != null ? config.PrismePath : (PrismePath == null ? null : ResolvePath(PrismePath, nameof(PrismePath)));
 

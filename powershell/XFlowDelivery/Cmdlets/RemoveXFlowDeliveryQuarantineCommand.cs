@@ -13,9 +13,6 @@ namespace XFlowDelivery.Cmdlets
     [OutputType(typeof(XFlowDeliveryRecord))]
     public sealed class RemoveXFlowDeliveryQuarantineCommand : XFlowCmdletBase
     {
-        private const string StateSet = "StatePath";
-        private const string ConfigSet = "ConfigFile";
-
         /// <summary>The XFlow id of the quarantined delivery (from Get-XFlowDeliveryStatus or Get-XFlowDeliveryHistory -State Quarantined).</summary>
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
         [ValidateNotNullOrEmpty]
@@ -37,7 +34,7 @@ namespace XFlowDelivery.Cmdlets
 
         protected override void ProcessRecord()
         {
-            var statePath = StatePathFrom(ParameterSetName == StateSet ? StatePath : null, ParameterSetName == ConfigSet ? ConfigPath : null, out _);
+            var statePath = StatePathFrom(StatePath, ConfigPath, out _);
             var query = new StringBuilder("{\"op\":\"history\",\"state\":\"quarantined\",\"limit\":1");
             Member(query, "statePath", statePath);
             Member(query, "id", Id);

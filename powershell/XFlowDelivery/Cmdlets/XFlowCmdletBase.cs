@@ -9,6 +9,10 @@ namespace XFlowDelivery.Cmdlets
     /// <summary>What every XFlowDelivery cmdlet shares: the native engine check, path resolution, the config file.</summary>
     public abstract class XFlowCmdletBase : PSCmdlet
     {
+        /// <summary>Parameter sets of the cmdlets that take a state folder or a configuration file.</summary>
+        private protected const string StateSet = "StatePath";
+        private protected const string ConfigSet = "ConfigFile";
+
         protected override void BeginProcessing()
         {
             try
@@ -74,7 +78,10 @@ namespace XFlowDelivery.Cmdlets
             }
         }
 
-        /// <summary>The state folder from -StatePath, or from the configuration file given by -ConfigPath.</summary>
+        /// <summary>
+        /// The state folder from -StatePath, or from the configuration file given by -ConfigPath
+        /// (parameter sets make exactly one of them bound; the other stays null).
+        /// </summary>
         private protected string StatePathFrom(string? statePath, string? configPath, out ConfigDocument? config)
         {
             config = null;

@@ -13,7 +13,6 @@ namespace XFlowDelivery.Cmdlets
     public abstract class XFlowRunCmdletBase : XFlowCmdletBase
     {
         private protected const string ExplicitSet = "Explicit";
-        private protected const string ConfigSet = "ConfigFile";
 
         /// <summary>XFlow API base URL, e.g. https://xflow.example.dk/api/v1/. https only, unless -AllowInsecureHttp with a loopback address.</summary>
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = ExplicitSet)]
