@@ -12,9 +12,9 @@
          binding is caught by the ffi crate's own cargo test instead of being silently fixed)
       2. dotnet build -c Release powershell/XFlowDelivery/XFlowDelivery.csproj
       3. out/XFlowDelivery/ = psd1 + dll + Format.ps1xml + Task.ps1 + en-US help + <os>-<arch>/xflow_delivery.<so|dll|dylib>
-    -Test : cargo test --workspace, then Pester 5.7.1 on tests/ (restored from NuGet through
-            tests/TestDependencies.proj), then one line "N passed, N failed" for both together.
-            Exit code 1 if anything failed.
+    -Test : cargo test --workspace, then Pester 5.7.1 on tests/ (tests/Invoke-Tests.ps1; Pester
+            restored from NuGet through tests/TestDependencies.proj), then one line
+            "N passed, N failed, N skipped" for both together. Exit code 1 if anything failed.
     -Demo : starts target/release/xflow-sim, enqueues sample SD Løn and Prisme deliveries, runs
             Invoke-XFlowDelivery into temp folders "SD Løn" and "Prisme", shows what landed where,
             stops the simulator.
@@ -61,9 +61,11 @@ function Write-Step([string]$Message) {
 }
 
 function Invoke-Checked {
-    # Runs a native command; throws with the command line if it exits non-zero.
+    # Runs a native command; throws with the command line if it exits non-zero. Its output goes
+    # to the console, never into the caller's return value (a function returns everything its
+    # commands write to the pipeline: a restore's log would otherwise join a result object).
     param([Parameter(Mandatory)][string]$FilePath, [string[]]$ArgumentList = @())
-    & $FilePath @ArgumentList
+    & $FilePath @ArgumentList | Out-Host
     if ($LASTEXITCODE -ne 0) {
         throw "'$FilePath $($ArgumentList -join ' ')' failed with exit code $LASTEXITCODE"
     }
@@ -153,20 +155,22 @@ function Invoke-Build {
 }
 
 function Invoke-CargoTests {
-    # Returns @{ Passed; Failed }. Streams cargo's output and sums every
-    # "test result: ok. N passed; M failed" line (unit, integration and doc tests).
+    # Returns @{ Passed; Failed; Skipped }. Streams cargo's output and sums every
+    # "test result: ok. N passed; M failed; K ignored" line (unit, integration and doc tests).
     Write-Step 'cargo test --workspace (with the engine''s fail points)'
     $passed = 0
     $failed = 0
+    $ignored = 0
     Push-Location $Root
     try {
         # stdout (the test results) is read line by line; stderr (compile progress) goes to the console.
         & cargo test --workspace --features xflow-engine/failpoints | ForEach-Object {
             $line = "$_"
             Write-Host $line
-            if ($line -match 'test result: \w+\. (\d+) passed; (\d+) failed') {
+            if ($line -match 'test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored') {
                 $passed += [int]$Matches[1]
                 $failed += [int]$Matches[2]
+                $ignored += [int]$Matches[3]
             }
         }
         $exit = $LASTEXITCODE
@@ -176,7 +180,7 @@ function Invoke-CargoTests {
         Write-Host "cargo test exited with $exit without a failing test (build error?): counted as 1 failure" -ForegroundColor Red
         $failed = 1
     }
-    return @{ Passed = $passed; Failed = $failed }
+    return @{ Passed = $passed; Failed = $failed; Skipped = $ignored }
 }
 
 function Get-PesterModulePath {
@@ -186,6 +190,8 @@ function Get-PesterModulePath {
 }
 
 function Invoke-PesterTests {
+    # Returns @{ Passed; Failed; Skipped } from tests/Invoke-Tests.ps1 (the same runner the
+    # Windows CI job starts in Windows PowerShell 5.1).
     Write-Step "Pester $PesterVersion (restored from NuGet via tests/TestDependencies.proj)"
     $pester = Get-PesterModulePath
     if (-not (Test-Path -LiteralPath $pester)) {
@@ -194,26 +200,7 @@ function Invoke-PesterTests {
     if (-not (Test-Path -LiteralPath $pester)) {
         throw "Pester $PesterVersion was restored but '$pester' does not exist (NUGET_PACKAGES?)."
     }
-    Get-Module Pester | Remove-Module -Force
-    Import-Module $pester -Force
-
-    $config = New-PesterConfiguration
-    $config.Run.Path = (Join-Path $Root 'tests')
-    $config.Run.PassThru = $true
-    $config.Run.Exit = $false
-    $config.Output.Verbosity = 'Detailed'
-    $config.TestResult.Enabled = $true
-    $config.TestResult.OutputFormat = 'NUnitXml'
-    $config.TestResult.OutputPath = (Join-Path $OutDir 'pester-results.xml')
-
-    # The tests run with PowerShell's defaults, not this script's strict mode / Stop preference.
-    $result = & {
-        Set-StrictMode -Off
-        $ErrorActionPreference = 'Continue'
-        Invoke-Pester -Configuration $config
-    }
-    $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
-    return @{ Passed = $result.PassedCount; Failed = $failed }
+    & (Join-Path $Root 'tests/Invoke-Tests.ps1') -PesterPath $pester -ResultPath (Join-Path $OutDir 'pester-results.xml') -PassThru
 }
 
 function Invoke-Demo {
@@ -273,8 +260,10 @@ if ($Test) {
     $pester = Invoke-PesterTests
     $passed = $cargo.Passed + $pester.Passed
     $failed = $cargo.Failed + $pester.Failed
-    Write-Host "cargo: $($cargo.Passed) passed, $($cargo.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
-    [Console]::Out.WriteLine("$passed passed, $failed failed")
+    $skipped = $cargo.Skipped + $pester.Skipped
+    # Semicolons: only the closing line below has the "N passed, N failed" form CI reads.
+    Write-Host "cargo test: $($cargo.Passed) passed; $($cargo.Failed) failed; $($cargo.Skipped) ignored. Pester: $($pester.Passed) passed; $($pester.Failed) failed; $($pester.Skipped) skipped"
+    [Console]::Out.WriteLine("$passed passed, $failed failed, $skipped skipped")
     if ($failed -gt 0) { exit 1 }
 }
 exit 0
