@@ -95,8 +95,9 @@ pub struct RunConfig {
     /// server cannot make runs pile up behind the scheduler.
     #[serde(default = "default_deadline_sec")]
     pub deadline_sec: u64,
-    /// An explicit proxy (`http://host:port`); without it the system's settings apply
-    /// (environment variables, and on Windows the WinINet settings).
+    /// An explicit proxy (`http://host:port`); without it the system's settings apply (see
+    /// `proxy`: environment variables, on Windows the per-user WinINet settings, then the
+    /// machine-wide WinHTTP proxy).
     #[serde(default)]
     pub proxy_url: Option<String>,
 }
@@ -222,13 +223,7 @@ impl RunConfig {
         if self.deadline_sec == 0 {
             return Err(invalid("the run deadline must be positive".into()));
         }
-        let proxy = match self.proxy_url.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(url) => Some(
-                reqwest::Proxy::all(url)
-                    .map_err(|e| invalid(format!("ProxyUrl '{url}' is not a proxy URL: {e}")))?,
-            ),
-        };
+        let proxy = crate::proxy::choose(self.proxy_url.as_deref()).to_reqwest()?;
         if self.page_size == 0 || self.max_pages == 0 {
             return Err(invalid("page size and page limit must be positive".into()));
         }

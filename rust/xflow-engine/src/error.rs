@@ -63,6 +63,14 @@ pub enum EngineError {
     #[error("cannot publish into {}: {reason}", .path.display())]
     PublishFailed { path: PathBuf, reason: String },
 
+    #[error(
+        "the state folder {} is on a network file system ({file_system}): its run lock and \
+         SQLite journal need a local disk. Move the state folder to a local disk; the import \
+         folders may stay on shares",
+        .path.display()
+    )]
+    StateFolderOnNetworkShare { path: PathBuf, file_system: String },
+
     #[error("the run was cancelled")]
     Cancelled,
 
@@ -92,6 +100,7 @@ impl EngineError {
             Self::AccessDenied { .. } => "AccessDenied",
             Self::DiskFull { .. } => "DiskFull",
             Self::PublishFailed { .. } => "PublishFailed",
+            Self::StateFolderOnNetworkShare { .. } => "StateFolderOnNetworkShare",
             Self::Cancelled => "Cancelled",
             Self::DeadlineExceeded { .. } => "DeadlineExceeded",
             Self::Internal(_) => "Internal",
@@ -112,6 +121,7 @@ impl EngineError {
             Self::FolderNotFound { .. } => "ObjectNotFound",
             Self::AccessDenied { .. } => "PermissionDenied",
             Self::DiskFull { .. } | Self::PublishFailed { .. } => "WriteError",
+            Self::StateFolderOnNetworkShare { .. } => "InvalidArgument",
             Self::Cancelled => "OperationStopped",
             Self::DeadlineExceeded { .. } => "OperationTimeout",
             Self::Internal(_) => "NotSpecified",
@@ -133,7 +143,8 @@ impl EngineError {
             Self::FolderNotFound { path }
             | Self::AccessDenied { path, .. }
             | Self::DiskFull { path }
-            | Self::PublishFailed { path, .. } => Some(path.display().to_string()),
+            | Self::PublishFailed { path, .. }
+            | Self::StateFolderOnNetworkShare { path, .. } => Some(path.display().to_string()),
             Self::InvalidConfiguration(_)
             | Self::Cancelled
             | Self::DeadlineExceeded { .. }

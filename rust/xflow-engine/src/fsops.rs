@@ -6,7 +6,8 @@ use std::io;
 use std::path::Path;
 
 /// Creates `path` exclusively (fails if it exists). On Windows the file is hidden, so Explorer
-/// and importers that skip hidden files ignore it while it is being written.
+/// and importers that skip hidden files ignore it while it is being written; `rename_noreplace`
+/// clears the attribute before the file gets its final name.
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -16,58 +17,92 @@ pub fn create_new(path: &Path) -> io::Result<File> {
         use windows_sys::Win32::Storage::FileSystem::FILE_ATTRIBUTE_HIDDEN;
         options.attributes(FILE_ATTRIBUTE_HIDDEN);
     }
-    options.open(long_path(path))
+    // std adds the `\\?\` prefix itself where a path needs it.
+    options.open(path)
 }
 
-/// Renames `from` to `to`, failing with `ErrorKind::AlreadyExists` if `to` exists. Never an
-/// exists-then-rename check: that races with a concurrent writer.
+/// Renames `from` to `to`, failing with `ErrorKind::AlreadyExists` if `to` exists, and makes the
+/// new name durable where the platform can do that per file (Windows); elsewhere call
+/// `sync_dir` on the folder afterwards. Never an exists-then-rename check: that races with a
+/// concurrent writer. On Windows the hidden attribute `create_new` set is cleared first, so the
+/// published file is never hidden, whether the rename happens in a run or in recovery.
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     imp::rename_noreplace(from, to)
 }
 
-/// Makes the renames done in `dir` durable. On Windows renames are issued with
-/// MOVEFILE_WRITE_THROUGH instead, and directory handles cannot be flushed without admin rights.
+/// Makes the renames done in `dir` durable: `fsync` of the directory on Unix; on Windows a
+/// `FlushFileBuffers` of the directory, opened with write access and FILE_FLAG_BACKUP_SEMANTICS.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
+    imp::sync_dir(dir)
 }
 
-/// Adds the `\\?\` (or `\\?\UNC\`) prefix on Windows so that paths longer than MAX_PATH work in
-/// raw Win32 calls. A no-op elsewhere.
-pub fn long_path(path: &Path) -> std::borrow::Cow<'_, Path> {
-    #[cfg(windows)]
-    {
-        let text = path.as_os_str().to_string_lossy();
-        if text.starts_with(r"\\?\") || !path.is_absolute() {
-            return std::borrow::Cow::Borrowed(path);
+/// The `\\?\` (verbatim) form of an absolute Windows path, for raw Win32 calls that must work
+/// beyond MAX_PATH. A verbatim path reaches the file system as it is, so it is first normalized
+/// the way Win32 normalizes an ordinary path (GetFullPathNameW): `/` becomes `\`, repeated
+/// separators collapse, `.` and `..` resolve (never above the root), and trailing dots and spaces
+/// of each component go. Without that, `C:/Import/../x` would name a folder called `..`.
+/// `None` for what is not an absolute drive or UNC path (device paths, relative paths): such a
+/// path is passed to Win32 unprefixed. Pure string logic, compiled everywhere so it is tested
+/// on Linux.
+pub fn verbatim_windows_path(text: &str) -> Option<String> {
+    if text.starts_with(r"\\?\") {
+        return Some(text.to_owned());
+    }
+    let text = text.replace('/', r"\");
+    if text.starts_with(r"\\.\") {
+        return None;
+    }
+    let (root, rest): (String, Vec<&str>) = if let Some(unc) = text.strip_prefix(r"\\") {
+        let mut parts = unc.split('\\').filter(|p| !p.is_empty());
+        let (server, share) = (parts.next()?, parts.next()?);
+        (format!(r"\\?\UNC\{server}\{share}"), parts.collect())
+    } else {
+        let bytes = text.as_bytes();
+        if bytes.len() < 3
+            || !bytes[0].is_ascii_alphabetic()
+            || bytes[1] != b':'
+            || bytes[2] != b'\\'
+        {
+            return None;
         }
-        let prefixed = match text.strip_prefix(r"\\") {
-            Some(unc) => format!(r"\\?\UNC\{unc}"),
-            None => format!(r"\\?\{text}"),
-        };
-        std::borrow::Cow::Owned(std::path::PathBuf::from(prefixed))
+        (
+            format!(r"\\?\{}", &text[..2]),
+            text[3..].split('\\').collect(),
+        )
+    };
+    let mut components: Vec<&str> = Vec::new();
+    for part in rest {
+        match part {
+            "." => {}
+            ".." => {
+                components.pop();
+            }
+            _ => match part.trim_end_matches(['.', ' ']) {
+                "" => {}
+                kept => components.push(kept),
+            },
+        }
     }
-    #[cfg(not(windows))]
-    {
-        std::borrow::Cow::Borrowed(path)
-    }
+    Some(if components.is_empty() {
+        format!(r"{root}\")
+    } else {
+        format!(r"{root}\{}", components.join(r"\"))
+    })
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 mod imp {
-    use std::ffi::CString;
     use std::io;
-    use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
 
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    #[cfg(target_os = "linux")]
     pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
         let c_from = CString::new(from.as_os_str().as_bytes())?;
         let c_to = CString::new(to.as_os_str().as_bytes())?;
         // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
@@ -87,53 +122,197 @@ mod imp {
         match err.raw_os_error() {
             // NFS, some FUSE and ZFS refuse the flag; link fails atomically if `to` exists.
             Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
-                super::link_then_unlink(from, to)
+                link_then_unlink(from, to)
             }
             _ => Err(err),
         }
     }
-}
 
-#[cfg(all(unix, not(target_os = "linux")))]
-mod imp {
-    pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-        super::link_then_unlink(from, to)
+    #[cfg(not(target_os = "linux"))]
+    pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+        link_then_unlink(from, to)
+    }
+
+    pub(super) fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)?;
+        std::fs::remove_file(from)
     }
 }
 
-#[cfg(unix)]
-fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
-    std::fs::hard_link(from, to)?;
-    std::fs::remove_file(from)
-}
-
-/// Windows: MoveFileExW without MOVEFILE_REPLACE_EXISTING. Written against the documented API;
-/// it cannot be run on the Linux machines this project is built on.
+/// Windows. NOT COMPILED OR RUN HERE (no Windows target on the machines this project is built
+/// on): written against Microsoft's documentation, cited per call; covered by the Windows CI
+/// Pester tests listed in docs/design.md.
 #[cfg(windows)]
 mod imp {
     use std::io;
     use std::os::windows::ffi::OsStrExt;
     use std::path::Path;
-    use windows_sys::Win32::Storage::FileSystem::{MOVEFILE_WRITE_THROUGH, MoveFileExW};
+    use windows_sys::Win32::Foundation::{
+        CloseHandle, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{
+        CreateFileW, DELETE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_NORMAL, FILE_BASIC_INFO,
+        FILE_FLAG_BACKUP_SEMANTICS, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ,
+        FILE_SHARE_WRITE, FileBasicInfo, FileRenameInfo, FlushFileBuffers,
+        GetFileInformationByHandleEx, OPEN_EXISTING, SetFileInformationByHandle,
+    };
 
-    fn wide(path: &Path) -> Vec<u16> {
-        super::long_path(path)
-            .as_os_str()
-            .encode_wide()
-            .chain(std::iter::once(0))
-            .collect()
+    /// NUL-terminated UTF-16, verbatim (`\\?\`) when the path is absolute: raw Win32 calls do
+    /// not lift MAX_PATH by themselves.
+    pub(super) fn wide(path: &Path) -> Vec<u16> {
+        let verbatim = path.to_str().and_then(super::verbatim_windows_path);
+        match verbatim {
+            Some(text) => text.encode_utf16().chain(std::iter::once(0)).collect(),
+            None => path
+                .as_os_str()
+                .encode_wide()
+                .chain(std::iter::once(0))
+                .collect(),
+        }
     }
 
-    pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-        let (w_from, w_to) = (wide(from), wide(to));
-        // SAFETY: both buffers are NUL-terminated UTF-16 and outlive the call.
-        let ok = unsafe { MoveFileExW(w_from.as_ptr(), w_to.as_ptr(), MOVEFILE_WRITE_THROUGH) };
-        if ok != 0 {
-            Ok(())
-        } else {
-            // ERROR_ALREADY_EXISTS / ERROR_FILE_EXISTS map to ErrorKind::AlreadyExists in std.
-            Err(io::Error::last_os_error())
+    pub(super) struct Handle(HANDLE);
+
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            // SAFETY: the handle came from CreateFileW and is closed exactly once.
+            unsafe { CloseHandle(self.0) };
         }
+    }
+
+    /// Opens an existing file or (with FILE_FLAG_BACKUP_SEMANTICS) folder. Sharing everything:
+    /// only a process that itself denies sharing (antivirus, indexer) makes this fail, with
+    /// ERROR_SHARING_VIOLATION, which the caller retries.
+    pub(super) fn open(path: &Path, access: u32, flags: u32) -> io::Result<Handle> {
+        let name = wide(path);
+        // SAFETY: `name` is NUL-terminated and outlives the call; no security attributes or
+        // template file.
+        let handle = unsafe {
+            CreateFileW(
+                name.as_ptr(),
+                access,
+                FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                std::ptr::null(),
+                OPEN_EXISTING,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if handle == INVALID_HANDLE_VALUE {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(Handle(handle))
+        }
+    }
+
+    /// FlushFileBuffers: "the file handle must have the GENERIC_WRITE access right"; it is the
+    /// user-mode NtFlushBuffersFile, which with no flags writes "file data and metadata in the
+    /// file cache" and has "the underlying storage ... synchronized to flush its cache"
+    /// (learn.microsoft.com: FlushFileBuffers, NtFlushBuffersFileEx).
+    fn flush(handle: &Handle) -> io::Result<()> {
+        // SAFETY: a valid handle opened with GENERIC_WRITE.
+        if unsafe { FlushFileBuffers(handle.0) } == 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Renames through the open temp file: clear FILE_ATTRIBUTE_HIDDEN (a rename keeps
+    /// attributes), rename with ReplaceIfExists = FALSE (an existing target fails with
+    /// ERROR_ALREADY_EXISTS, AlreadyExists in std), then flush the same handle so the new name
+    /// is on disk before anything is journaled or acknowledged. MoveFileExW's
+    /// MOVEFILE_WRITE_THROUGH does not give that: it "has no effect if MOVEFILE_DELAY_UNTIL_REBOOT
+    /// is set" and only waits for the copy+delete of a move across volumes (MoveFileExW docs).
+    pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+        let file = open(from, DELETE | FILE_READ_ATTRIBUTES | GENERIC_WRITE, 0)?;
+        clear_hidden(&file)?;
+        rename_by_handle(&file, to)?;
+        flush(&file)
+    }
+
+    /// FILE_BASIC_INFO: zero for a time "keeps a file's current value", and zero attributes
+    /// keep the current ones, so clearing the last attribute sets FILE_ATTRIBUTE_NORMAL.
+    fn clear_hidden(file: &Handle) -> io::Result<()> {
+        let size = std::mem::size_of::<FILE_BASIC_INFO>() as u32;
+        // SAFETY: FILE_BASIC_INFO is plain data; the pointer and size describe it exactly.
+        let mut info: FILE_BASIC_INFO = unsafe { std::mem::zeroed() };
+        let ok = unsafe {
+            GetFileInformationByHandleEx(file.0, FileBasicInfo, (&raw mut info).cast(), size)
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if info.FileAttributes & FILE_ATTRIBUTE_HIDDEN == 0 {
+            return Ok(());
+        }
+        let attributes = info.FileAttributes & !FILE_ATTRIBUTE_HIDDEN;
+        // SAFETY: as above.
+        let mut update: FILE_BASIC_INFO = unsafe { std::mem::zeroed() };
+        update.FileAttributes = if attributes == 0 {
+            FILE_ATTRIBUTE_NORMAL
+        } else {
+            attributes
+        };
+        let ok = unsafe {
+            SetFileInformationByHandle(file.0, FileBasicInfo, (&raw const update).cast(), size)
+        };
+        if ok == 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// FILE_RENAME_INFO is { union { BOOLEAN ReplaceIfExists; DWORD Flags; }; HANDLE
+    /// RootDirectory; DWORD FileNameLength; WCHAR FileName[1]; } with the name inline and of
+    /// variable length, so the buffer is laid out here; RootDirectory NULL means FileName is a
+    /// full path.
+    fn rename_by_handle(file: &Handle, to: &Path) -> io::Result<()> {
+        #[repr(C)]
+        struct Header {
+            flags: u32,
+            root_directory: HANDLE,
+            file_name_length: u32,
+        }
+        let name = wide(to); // NUL-terminated
+        let name_bytes = (name.len() - 1) * 2;
+        let name_offset = std::mem::offset_of!(Header, file_name_length) + 4;
+        let size = (name_offset + name.len() * 2).max(std::mem::size_of::<Header>());
+        let mut buffer = vec![0u64; size.div_ceil(8)];
+        let base = buffer.as_mut_ptr().cast::<u8>();
+        // SAFETY: the buffer is 8-aligned and at least `size` bytes; the header is written
+        // first, then the name (with its NUL) from FileName's offset on.
+        unsafe {
+            base.cast::<Header>().write(Header {
+                flags: 0, // ReplaceIfExists = FALSE
+                root_directory: std::ptr::null_mut(),
+                file_name_length: name_bytes as u32,
+            });
+            base.add(name_offset)
+                .cast::<u16>()
+                .copy_from_nonoverlapping(name.as_ptr(), name.len());
+        }
+        let ok =
+            unsafe { SetFileInformationByHandle(file.0, FileRenameInfo, base.cast(), size as u32) };
+        if ok == 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A folder can only be opened with FILE_FLAG_BACKUP_SEMANTICS (CreateFileW docs,
+    /// "Directories"); write access is what FlushFileBuffers requires, and the task's account
+    /// has it on a folder it publishes into. Each rename was already flushed through its own
+    /// handle; a file system that has no flush for folders (ERROR_INVALID_FUNCTION,
+    /// ERROR_NOT_SUPPORTED, ERROR_INVALID_PARAMETER, e.g. some SMB servers) adds nothing to that.
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        let folder = open(dir, GENERIC_WRITE, FILE_FLAG_BACKUP_SEMANTICS)?;
+        flush(&folder).or_else(|e| match e.raw_os_error() {
+            Some(1 | 50 | 87) => Ok(()),
+            _ => Err(e),
+        })
     }
 }
 
@@ -187,11 +366,11 @@ mod tests {
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::write(&a, b"new").unwrap();
         std::fs::write(&b, b"old").unwrap();
-        let err = link_then_unlink(&a, &b).unwrap_err();
+        let err = imp::link_then_unlink(&a, &b).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&b).unwrap(), b"old");
         std::fs::remove_file(&b).unwrap();
-        link_then_unlink(&a, &b).unwrap();
+        imp::link_then_unlink(&a, &b).unwrap();
         assert!(!a.exists());
     }
 
@@ -204,6 +383,34 @@ mod tests {
             create_new(&p).unwrap_err().kind(),
             io::ErrorKind::AlreadyExists
         );
+    }
+
+    #[test]
+    fn verbatim_paths_are_normalized_first() {
+        let cases = [
+            (r"C:\Import\SD Løn", Some(r"\\?\C:\Import\SD Løn")),
+            ("C:/Import/../Prisme/./x", Some(r"\\?\C:\Prisme\x")),
+            (r"C:\a\\b\..\..\..\c", Some(r"\\?\C:\c")),
+            (r"D:\", Some(r"\\?\D:\")),
+            (r"D:\x\..", Some(r"\\?\D:\")),
+            (r"C:\dir. \file.txt.", Some(r"\\?\C:\dir\file.txt")),
+            (
+                r"\\server\share\Import\..\x",
+                Some(r"\\?\UNC\server\share\x"),
+            ),
+            ("//server/share", Some(r"\\?\UNC\server\share\")),
+            (r"\\share\share\a", Some(r"\\?\UNC\share\share\a")),
+            (r"\\?\C:\kept\..\as is", Some(r"\\?\C:\kept\..\as is")),
+            (r"\\server", None),
+            (r"\\.\pipe\x", None),
+            (r"C:relative", None),
+            (r"\rooted", None),
+            ("relative/x", None),
+            ("/tmp/x", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(verbatim_windows_path(input).as_deref(), expected, "{input}");
+        }
     }
 
     #[test]

@@ -16,11 +16,13 @@ pub mod journal;
 pub mod names;
 pub mod preflight;
 pub mod protocol;
+pub mod proxy;
 pub mod publish;
 mod pull;
 pub mod queries;
 mod recovery;
 pub mod run;
+pub mod state_access;
 pub mod state_dir;
 
 pub use config::{AckMode, ApiToken, RunConfig, System};

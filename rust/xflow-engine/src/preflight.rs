@@ -6,7 +6,7 @@
 use crate::config::{RunConfig, ValidatedConfig};
 use crate::error::EngineError;
 use crate::protocol::Client;
-use crate::{fsops, journal::Journal, publish};
+use crate::{fsops, journal::Journal, publish, state_access};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -58,6 +58,7 @@ fn skipped(check: &str, target: &str, why: &str) -> Check {
 }
 
 pub fn run(config: RunConfig) -> Vec<Check> {
+    let proxy = crate::proxy::choose(config.proxy_url.as_deref());
     let cfg = match config.validate() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -76,6 +77,7 @@ pub fn run(config: RunConfig) -> Vec<Check> {
         cfg.base_url.as_str(),
         Ok("valid".into()),
     )];
+    checks.push(row("Proxy", cfg.base_url.as_str(), Ok(proxy.describe())));
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,7 +95,7 @@ pub fn run(config: RunConfig) -> Vec<Check> {
             folder,
         ));
     }
-    checks.push(state_check(&cfg.state_path));
+    checks.extend(state_checks(&cfg.state_path));
     checks
 }
 
@@ -258,22 +260,46 @@ pub fn folder_check(what: &str, folder: &Path) -> Check {
     )
 }
 
-fn state_check(state: &Path) -> Check {
-    let result = std::fs::create_dir_all(state)
-        .map_err(|e| EngineError::from_io(state, &e))
-        .and_then(|()| Journal::open(state).map(drop))
-        .map(|()| "journal opens for writing".to_string());
-    row(
+/// Where the state folder is and who can read it. Exposure is looked at before anything is
+/// created; an exposed folder is reported here and restricted by the next run.
+fn state_checks(state: &Path) -> Vec<Check> {
+    let target = state.display().to_string();
+    let exposure = state_access::exposure(state);
+    let opened = state_access::prepare(state, true)
+        .and_then(|_| Journal::open(state).map(drop))
+        .map(|()| "on a local disk; journal opens for writing".to_string());
+    let location = row(
         "State folder",
-        &state.display().to_string(),
-        result.map_err(|e| {
-            (
-                e.to_string(),
+        &target,
+        opened.map_err(|e| {
+            let remedy = if e.error_id() == "StateFolderOnNetworkShare" {
+                "Put the state folder on a local disk of this server; the import folders may \
+                 stay on shares."
+            } else {
                 "Give the task's account Modify rights on the state folder; keep it on a local \
-                 disk.",
-            )
+                 disk."
+            };
+            (e.to_string(), remedy)
         }),
-    )
+    );
+    let access = row(
+        "State folder access",
+        &target,
+        match exposure {
+            Ok(None) => Ok("readable by its owner only".into()),
+            Ok(Some(others)) => Err((
+                format!("other accounts can read the personal data in it: {others}"),
+                "The next run restricts it to its owner and says so. To do it now: Linux \
+                 chmod -R go-rwx on the folder; Windows: disable inheritance and keep only \
+                 SYSTEM, Administrators and the task's account.",
+            )),
+            Err(e) => Err((
+                e.to_string(),
+                "Check the account's rights on the state folder.",
+            )),
+        },
+    );
+    vec![location, access]
 }
 
 #[cfg(test)]

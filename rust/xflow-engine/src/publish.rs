@@ -163,7 +163,7 @@ pub fn commit(staged: &StagedFile, wanted: &str) -> Result<Published> {
             names::collision_name(wanted, &staged.sha256, attempt)
         };
         let target = staged.dir.join(&file_name);
-        match rename_with_retry(&staged.temp_path, &target, staged.size) {
+        match rename_with_retry(staged, &target) {
             Ok(()) => {
                 return Ok(Published {
                     path: target,
@@ -185,32 +185,72 @@ pub fn discard(staged: &StagedFile) {
     let _ = std::fs::remove_file(&staged.temp_path);
 }
 
-/// Retries renames that antivirus or the indexer blocked, for up to a minute. Before each retry
-/// it checks whether the rename happened after all (SMB can report an error for a rename that
-/// went through), so a success is never turned into a collision.
-fn rename_with_retry(from: &Path, to: &Path, size: u64) -> io::Result<()> {
+/// Retries renames that antivirus or the indexer blocked, for up to a minute.
+fn rename_with_retry(staged: &StagedFile, to: &Path) -> io::Result<()> {
+    retry_rename(
+        || fsops::rename_noreplace(&staged.temp_path, to),
+        fsops::is_transient_rename_error,
+        staged,
+        to,
+        TRANSIENT_RENAME_BUDGET,
+    )
+}
+
+/// The retry policy, apart from the OS calls so that every platform tests it. A blocked rename
+/// can still have happened (SMB reports errors for renames that went through), and the importer
+/// may take the file at once: so when a retry finds the temp file gone, the rename happened,
+/// the rule recovery follows too (only a rename removes our temp file).
+fn retry_rename(
+    mut rename: impl FnMut() -> io::Result<()>,
+    is_transient: impl Fn(&io::Error) -> bool,
+    staged: &StagedFile,
+    to: &Path,
+    budget: Duration,
+) -> io::Result<()> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(50);
+    let mut blocked_before = false;
     loop {
-        match fsops::rename_noreplace(from, to) {
+        match rename() {
             Ok(()) => return Ok(()),
-            Err(err) if fsops::is_transient_rename_error(&err) => {
-                if started.elapsed() >= TRANSIENT_RENAME_BUDGET {
+            Err(err) if blocked_before && err.kind() == io::ErrorKind::NotFound => {
+                return rename_took_place(staged, to, err);
+            }
+            Err(err) if is_transient(&err) => {
+                if started.elapsed() >= budget {
                     return Err(err);
                 }
+                blocked_before = true;
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(5));
-                if rename_happened(from, to, size) {
-                    return Ok(());
-                }
             }
             Err(err) => return Err(err),
         }
     }
 }
 
-fn rename_happened(from: &Path, to: &Path, size: u64) -> bool {
-    !from.exists() && std::fs::metadata(to).is_ok_and(|m| m.len() == size)
+/// A retry of a blocked rename found nothing to rename. Published when the folder is there and
+/// our temp file is not; the target then holds our bytes, unless the importer has taken it.
+fn rename_took_place(staged: &StagedFile, to: &Path, not_found: io::Error) -> io::Result<()> {
+    let absent = |path: &Path| match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    };
+    if absent(&staged.dir)? || !absent(&staged.temp_path)? {
+        return Err(not_found);
+    }
+    if absent(to)? {
+        return Ok(());
+    }
+    if std::fs::metadata(to)?.len() == staged.size && sha256_of_file(to)? == staged.sha256 {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "the temp file vanished while its rename to {} was being retried, and that file holds \
+         other bytes",
+        to.display()
+    )))
 }
 
 /// The sha256 of a file, streamed.
@@ -365,6 +405,134 @@ mod tests {
         let staged = stage(dir.path(), "id", &mut &b"x"[..]).unwrap();
         discard(&staged);
         assert!(entries(dir.path()).is_empty());
+    }
+
+    /// A sharing violation as Windows reports it (32), whatever this platform calls errno 32.
+    fn blocked() -> io::Error {
+        io::Error::from_raw_os_error(32)
+    }
+    fn is_blocked(e: &io::Error) -> bool {
+        e.raw_os_error() == Some(32)
+    }
+
+    #[test]
+    fn a_blocked_rename_that_went_through_counts_as_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let target = dir.path().join("løn.csv");
+        // 1: blocked; 2: the rename happens but an error is reported; 3: the temp is gone.
+        let mut calls = 0;
+        let result = retry_rename(
+            || {
+                calls += 1;
+                match calls {
+                    1 => Err(blocked()),
+                    2 => {
+                        std::fs::rename(&staged.temp_path, &target).unwrap();
+                        Err(blocked())
+                    }
+                    _ => fsops::rename_noreplace(&staged.temp_path, &target),
+                }
+            },
+            is_blocked,
+            &staged,
+            &target,
+            Duration::from_secs(60),
+        );
+        result.unwrap();
+        assert_eq!(calls, 3);
+        assert_eq!(std::fs::read(&target).unwrap(), b"payroll");
+    }
+
+    #[test]
+    fn a_blocked_rename_whose_file_the_importer_took_counts_as_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let target = dir.path().join("løn.csv");
+        let mut calls = 0;
+        retry_rename(
+            || {
+                calls += 1;
+                if calls == 1 {
+                    std::fs::rename(&staged.temp_path, &target).unwrap();
+                    std::fs::remove_file(&target).unwrap(); // the importer took it
+                    return Err(blocked());
+                }
+                fsops::rename_noreplace(&staged.temp_path, &target)
+            },
+            is_blocked,
+            &staged,
+            &target,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_vanished_temp_is_not_published_without_a_blocked_attempt_or_beside_other_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let target = dir.path().join("løn.csv");
+        std::fs::remove_file(&staged.temp_path).unwrap();
+        let first = retry_rename(
+            || fsops::rename_noreplace(&staged.temp_path, &target),
+            is_blocked,
+            &staged,
+            &target,
+            Duration::from_secs(60),
+        );
+        assert_eq!(first.unwrap_err().kind(), io::ErrorKind::NotFound);
+
+        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let mut calls = 0;
+        let other = retry_rename(
+            || {
+                calls += 1;
+                if calls == 1 {
+                    std::fs::remove_file(&staged.temp_path).unwrap();
+                    std::fs::write(&target, b"someone else").unwrap();
+                    return Err(blocked());
+                }
+                fsops::rename_noreplace(&staged.temp_path, &target)
+            },
+            is_blocked,
+            &staged,
+            &target,
+            Duration::from_secs(60),
+        );
+        assert!(other.unwrap_err().to_string().contains("other bytes"));
+    }
+
+    #[test]
+    fn a_rename_blocked_past_the_budget_fails_with_the_blocking_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "id", &mut &b"x"[..]).unwrap();
+        let target = dir.path().join("x.csv");
+        let err = retry_rename(
+            || Err(blocked()),
+            is_blocked,
+            &staged,
+            &target,
+            Duration::from_millis(120),
+        )
+        .unwrap_err();
+        assert!(is_blocked(&err));
+        assert!(staged.temp_path.exists());
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn published_files_are_not_hidden() {
+        use std::os::windows::fs::MetadataExt;
+        const FILE_ATTRIBUTE_HIDDEN: u32 = 0x2;
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "id", &mut &b"x"[..]).unwrap();
+        let temp = std::fs::metadata(&staged.temp_path).unwrap();
+        assert_ne!(temp.file_attributes() & FILE_ATTRIBUTE_HIDDEN, 0);
+        let published = commit(&staged, "x.csv").unwrap();
+        fsops::sync_dir(dir.path()).unwrap();
+        let meta = std::fs::metadata(&published.path).unwrap();
+        assert_eq!(meta.file_attributes() & FILE_ATTRIBUTE_HIDDEN, 0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::protocol::{Client, WireDelivery};
 use crate::publish::{self, StagedFile};
 use crate::run::Reporter;
 use crate::state_dir::{self, RunLock, Spool};
-use crate::{fsops, names, recovery};
+use crate::{fsops, names, recovery, state_access};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::Read;
@@ -155,8 +155,9 @@ async fn start<'a>(
     for (_, folder) in &cfg.folders {
         require_folder(folder)?;
     }
-    std::fs::create_dir_all(&cfg.state_path)
-        .map_err(|e| EngineError::from_io(&cfg.state_path, &e))?;
+    for warning in state_access::prepare(&cfg.state_path, cfg.what_if)? {
+        reporter.warning(warning);
+    }
     let Some(lock) = RunLock::try_acquire(&cfg.state_path)? else {
         reporter.warning(format!(
             "another run holds the lock on {}; this run does nothing",

@@ -5,7 +5,7 @@ use crate::config::System;
 use crate::error::{EngineError, Result};
 use crate::journal::{Journal, Record, RunRecord, State};
 use crate::publish;
-use crate::state_dir;
+use crate::{state_access, state_dir};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -31,6 +31,7 @@ pub struct HistoryQuery {
 
 /// Deliveries newest first, filtered.
 pub fn history(q: &HistoryQuery) -> Result<Vec<Record>> {
+    state_access::require_local(&q.state_path)?;
     let Some(journal) = Journal::open_read_only(&q.state_path)? else {
         return Ok(Vec::new());
     };
@@ -98,6 +99,8 @@ pub struct Status {
     pub quarantined: Vec<Record>,
     pub stale_files: Vec<StaleFile>,
     pub folder_errors: Vec<String>,
+    /// Who besides the owner can read the state folder (personal data), in words.
+    pub state_folder_exposure: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +113,8 @@ pub struct StaleFile {
 }
 
 pub fn status(q: &StatusQuery) -> Result<Status> {
+    state_access::require_local(&q.state_path)?;
+    let state_folder_exposure = state_access::exposure(&q.state_path)?;
     let journal = Journal::open_read_only(&q.state_path)?;
     let (last_run, last_successful_run, awaiting, in_progress, quarantined) = match &journal {
         Some(j) => {
@@ -151,6 +156,7 @@ pub fn status(q: &StatusQuery) -> Result<Status> {
         quarantined,
         stale_files,
         folder_errors,
+        state_folder_exposure,
     })
 }
 
@@ -187,6 +193,7 @@ pub struct ReleaseQuery {
 /// XFlow resent a corrected one under a new id). Its document in the quarantine folder is
 /// removed too. Refuses ids in any other state: those are not the administrator's to drop.
 pub fn release_quarantined(q: &ReleaseQuery) -> Result<Record> {
+    state_access::require_local(&q.state_path)?;
     let mut journal = Journal::open(&q.state_path)?;
     let record = journal
         .get(&q.id)?

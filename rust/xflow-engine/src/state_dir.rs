@@ -3,14 +3,14 @@
 //! quarantine of deliveries that failed validation.
 
 use crate::error::{EngineError, Result};
-use crate::fsops;
+use crate::{fsops, state_access};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const LOCK_FILE: &str = "run.lock";
-const SPOOL_DIR: &str = "spool";
+pub const SPOOL_DIR: &str = "spool";
 pub const QUARANTINE_DIR: &str = "quarantine";
 
 /// Held for the whole run: one run at a time per state folder. An OS lock, so it is released
@@ -23,7 +23,7 @@ impl RunLock {
     /// `Ok(None)` when another run holds the lock.
     pub fn try_acquire(state_dir: &Path) -> Result<Option<RunLock>> {
         let path = state_dir.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
+        let file = state_access::private_file_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -110,7 +110,7 @@ pub fn remove_quarantined(state_dir: &Path, id: &str) {
 /// Our own folder, our own names: write beside, fsync, rename over.
 fn write_synced(path: &Path, content: &mut dyn Read) -> std::io::Result<()> {
     let temp = path.with_extension("tmp");
-    let mut file = File::create(&temp)?;
+    let mut file = state_access::create_private(&temp)?;
     std::io::copy(content, &mut file)?;
     file.sync_all()?;
     drop(file);
