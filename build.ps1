@@ -79,7 +79,13 @@ function Assert-Prerequisites {
         }
     }
     if (-not (Get-Command cargo -ErrorAction SilentlyContinue)) {
-        throw 'cargo was not found. Install the Rust toolchain (stable, 1.85 or newer) from rustup, then open a new shell.'
+        throw 'cargo was not found. Install the Rust toolchain (stable, 1.89 or newer) from rustup, then open a new shell.'
+    }
+    # The workspace's rust-version is the minimum; an older rustc fails deep in a dependency.
+    $minimum = [version]((Get-Content (Join-Path $Root 'Cargo.toml') | Select-String '^rust-version = "(.+)"').Matches[0].Groups[1].Value)
+    $found = (& rustc --version) -replace '^rustc (\d+\.\d+\.\d+).*', '$1'
+    if ([version]$found -lt $minimum) {
+        throw "rustc $found is too old: this project needs Rust $minimum or newer (Cargo.toml rust-version). Run 'rustup update stable'."
     }
     if (-not (Get-Command dotnet -ErrorAction SilentlyContinue)) {
         throw 'dotnet was not found. Install the .NET SDK 10.'

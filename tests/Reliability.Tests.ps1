@@ -59,7 +59,7 @@ BeforeAll {
         # temp file (hidden ones included) is in the import folders.
         param($Folders, [object[]]$Deliveries)
         $files = @(Get-XFlowFolderFiles -Path $Folders.SdLoen, $Folders.Prisme)
-        @($files | Where-Object Hidden).Name | Should -BeNullOrEmpty -Because 'no temp file may be left'
+        @($files | Where-Object { $_.Temp -or $_.Hidden }).Name | Should -BeNullOrEmpty -Because 'no temp file may be left and no published file may be hidden'
         foreach ($d in $Deliveries) {
             $copies = @($files | Where-Object Sha256 -EQ $d.sha256)
             $copies.Count | Should -Be 1 -Because "delivery $($d.id) ($($d.fileName)) must land exactly once"

@@ -344,7 +344,8 @@ function Get-XFlowFolderFiles {
     <#
     .SYNOPSIS
         Every file in the given folders, hidden ones included, with its SHA-256: Name, FullName,
-        Sha256, Hidden (a dot name such as the engine's .xflow-*.partial temp files).
+        Sha256, Hidden (what an importer that skips hidden files skips: the Hidden attribute on
+        Windows, a leading dot elsewhere) and Temp (an engine temp name, .xflow-*.partial).
     #>
     param([Parameter(Mandatory)][string[]]$Path)
     foreach ($folder in $Path) {
@@ -354,7 +355,10 @@ function Get-XFlowFolderFiles {
                 Name     = $f.Name
                 FullName = $f.FullName
                 Sha256   = (Get-FileHash -LiteralPath $f.FullName -Algorithm SHA256).Hash.ToLowerInvariant()
-                Hidden   = $f.Name.StartsWith('.')
+                Hidden   = if ($IsWindows -or $PSVersionTable.PSEdition -eq 'Desktop') {
+                    ($f.Attributes -band [IO.FileAttributes]::Hidden) -ne 0
+                } else { $f.Name.StartsWith('.') }
+                Temp     = $f.Name -like '.xflow-*.partial'
             }
         }
     }

@@ -31,6 +31,7 @@ namespace XFlowDelivery
                 case "ConfigFileNotFound":
                 case "ConfigFileUnreadable":
                 case "InvalidConfigFile":
+                case "StateFolderOnNetworkShare":
                     return Configuration;
                 case "AuthenticationFailed":
                 case "TokenMissing":

@@ -7,6 +7,8 @@
     Copyright            = '(c) XFlowDelivery contributors. MIT License.'
     Description          = 'Fetches pending XFlow deliveries (SD Løn payroll files and Prisme finance postings) over HTTPS and writes each exactly once, verified and atomically, into the import folder of SD Løn or Prisme.'
     PowerShellVersion    = '5.1'
+    # Windows PowerShell 5.1 loads a netstandard2.0 assembly without facades from .NET Framework 4.7.2 on.
+    DotNetFrameworkVersion = '4.7.2'
     CompatiblePSEditions = @('Desktop', 'Core')
     FormatsToProcess     = @('XFlowDelivery.Format.ps1xml')
     CmdletsToExport      = @(

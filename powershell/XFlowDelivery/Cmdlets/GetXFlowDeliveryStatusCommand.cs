@@ -66,16 +66,22 @@ namespace XFlowDelivery.Cmdlets
                     .Select(f => new XFlowStaleFile { System = f.System ?? "", Path = f.Path ?? "", AgeMinutes = f.AgeMinutes, Size = f.Size })
                     .ToArray(),
                 FolderErrors = (answer.FolderErrors ?? new System.Collections.Generic.List<string>()).ToArray(),
+                StateFolderExposure = answer.StateFolderExposure,
             };
             if (status.LastSuccessfulRun?.FinishedAt is DateTimeOffset finished)
             {
                 status.MinutesSinceLastSuccess = Math.Round((DateTimeOffset.UtcNow - finished).TotalMinutes, 1);
             }
             status.Healthy = status.LastRun != null && status.LastRun.ExitCode == ExitCodes.Success
-                             && status.Quarantined.Length == 0 && status.StaleFiles.Length == 0 && status.FolderErrors.Length == 0;
+                             && status.Quarantined.Length == 0 && status.StaleFiles.Length == 0 && status.FolderErrors.Length == 0
+                             && status.StateFolderExposure == null;
             foreach (var error in status.FolderErrors)
             {
                 WriteWarning("Cannot look into an import folder: " + error);
+            }
+            if (status.StateFolderExposure != null)
+            {
+                WriteWarning($"Other accounts can read the state folder '{statePath}', which holds personal data ({status.StateFolderExposure}). The next run restricts it to its owner.");
             }
             WriteObject(status);
         }

@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
+using XFlowDelivery.Config;
 using XFlowDelivery.Model;
 using XFlowDelivery.Native;
 
@@ -78,6 +79,14 @@ namespace XFlowDelivery.Cmdlets
                 {
                     Fail("S4UWithNetworkPath", ErrorCategory.InvalidArgument,
                         $"-LogonType S4U cannot reach network shares, and '{unc}' is one. Use -LogonType Password with -Credential, or a gMSA (-Account DOMAIN\\name$).", unc);
+                }
+                if (config.Token?.Protection == nameof(TokenProtection.DpapiCurrentUser))
+                {
+                    // An S4U logon has no password, so the account's DPAPI user key stays locked.
+                    Fail("S4UWithCurrentUserToken", ErrorCategory.InvalidArgument,
+                        $"-LogonType S4U cannot decrypt a token protected with DPAPI scope CurrentUser (as in '{configFile}'): an S4U logon has no password to unlock the account's DPAPI key, so every run would end with exit code 3 (TokenUnreadable). " +
+                        $"Protect the token for this computer instead, as an administrator: New-XFlowDeliveryConfig -Path '{configFile}' -Scope LocalMachine -ServiceAccount {account} -Force (with the other settings again); " +
+                        "or register with -LogonType Password (-Credential, or a gMSA).", configFile);
                 }
             }
             bool gmsa = account.EndsWith("$", StringComparison.Ordinal);

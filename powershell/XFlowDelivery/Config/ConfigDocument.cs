@@ -17,12 +17,29 @@ namespace XFlowDelivery.Config
         [DataMember(Name = "prismePath", Order = 3, EmitDefaultValue = false)] public string? PrismePath { get; set; }
         [DataMember(Name = "statePath", Order = 4)] public string? StatePath { get; set; }
         [DataMember(Name = "caCertificatePath", Order = 5, EmitDefaultValue = false)] public string? CaCertificatePath { get; set; }
-        [DataMember(Name = "ackMode", Order = 6)] public string AckMode { get; set; } = "Ack";
-        [DataMember(Name = "timeoutSec", Order = 7)] public int TimeoutSec { get; set; } = 100;
-        [DataMember(Name = "deadlineSec", Order = 8)] public int DeadlineSec { get; set; } = 600;
+        [DataMember(Name = "ackMode", Order = 6)] public string AckMode { get; set; } = DefaultAckMode;
+        [DataMember(Name = "timeoutSec", Order = 7)] public int TimeoutSec { get; set; } = DefaultTimeoutSec;
+        [DataMember(Name = "deadlineSec", Order = 8)] public int DeadlineSec { get; set; } = DefaultDeadlineSec;
         [DataMember(Name = "proxyUrl", Order = 9, EmitDefaultValue = false)] public string? ProxyUrl { get; set; }
         [DataMember(Name = "allowInsecureHttp", Order = 10)] public bool AllowInsecureHttp { get; set; }
         [DataMember(Name = "token", Order = 11)] public TokenDocument? Token { get; set; }
+
+        internal const string DefaultAckMode = "Ack";
+        internal const int DefaultTimeoutSec = 100;
+        internal const int DefaultDeadlineSec = 600;
+
+        /// <summary>
+        /// DataContractJsonSerializer runs no constructor and no property initializer, so a
+        /// hand-edited file without an optional member would read as ackMode null, timeoutSec 0:
+        /// the defaults are set here, before the file's members are read over them.
+        /// </summary>
+        [OnDeserializing]
+        private void ApplyDefaults(StreamingContext context)
+        {
+            AckMode = DefaultAckMode;
+            TimeoutSec = DefaultTimeoutSec;
+            DeadlineSec = DefaultDeadlineSec;
+        }
     }
 
     /// <summary>The protected API token and how to unprotect it.</summary>

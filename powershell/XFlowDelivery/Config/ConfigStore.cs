@@ -149,9 +149,11 @@ namespace XFlowDelivery.Config
         }
 
         /// <summary>
-        /// Writes the file through a temp file in the same folder whose access is restricted BEFORE
-        /// the token goes in: mode 0600 on Linux/macOS, and for DPAPI LocalMachine an ACL of
-        /// Administrators + <paramref name="aclAccount"/> only.
+        /// Writes the file through a temp file in the same folder that is restricted from its first
+        /// byte (<see cref="PrivateFile"/>): mode 0600 on Linux/macOS; on Windows SYSTEM,
+        /// Administrators and the writing account, plus read for <paramref name="aclAccount"/> (DPAPI
+        /// LocalMachine). It then replaces the old file in one rename, so a crash leaves either
+        /// the old file or the new one, never none.
         /// </summary>
         internal static void Write(string path, ConfigDocument doc, string? aclAccount)
         {
@@ -159,68 +161,19 @@ namespace XFlowDelivery.Config
             var temp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".tmp");
             try
             {
-                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Read))
+                using (var stream = PrivateFile.CreateNew(temp, aclAccount))
                 {
-                    if (!NativeLibraryLoader.IsWindows) SetOwnerOnlyMode(temp);
-                    else if (aclAccount != null) RestrictAcl(temp, aclAccount);
                     using (var writer = JsonReaderWriterFactory.CreateJsonWriter(stream, new UTF8Encoding(false), ownsStream: false, indent: true))
                     {
                         Serializer.WriteObject(writer, doc);
                     }
                     stream.Flush(true);
                 }
-                if (NativeLibraryLoader.IsWindows)
-                {
-                    // NOT RUN HERE. File.Replace would keep the OLD file's ACL; delete + move keeps ours.
-                    if (File.Exists(path)) File.Delete(path);
-                    File.Move(temp, path);
-                }
-                else if (File.Exists(path))
-                {
-                    File.Replace(temp, path, null); // rename(2): atomic, keeps the temp file's mode
-                }
-                else
-                {
-                    File.Move(temp, path);
-                }
+                PrivateFile.Replace(temp, path);
             }
             finally
             {
                 if (File.Exists(temp)) File.Delete(temp);
-            }
-        }
-
-        /// <summary>
-        /// chmod 0600 through File.SetUnixFileMode (.NET 7+, PowerShell 7.3+), found by reflection
-        /// because netstandard2.0 does not declare it.
-        /// </summary>
-        private static void SetOwnerOnlyMode(string path)
-        {
-            var modeType = Type.GetType("System.IO.UnixFileMode");
-            var method = modeType == null ? null : typeof(File).GetMethod("SetUnixFileMode", new[] { typeof(string), modeType });
-            if (method == null)
-            {
-                throw new XFlowDeliveryException("UnsupportedPlatform", "NotImplemented",
-                    "Restricting the configuration file to its owner needs PowerShell 7.4 or newer on Linux and macOS.", path);
-            }
-            const int UserReadWrite = 0x180; // 0600
-            method.Invoke(null, new object[] { path, Enum.ToObject(modeType!, UserReadWrite) });
-        }
-
-        /// <summary>
-        /// NOT RUN HERE (Windows only): icacls removes inherited entries and grants full control to
-        /// Administrators (by SID, so it works in any language) and read to the service account.
-        /// netstandard2.0 has no file ACL API, and icacls is inbox on every supported Windows.
-        /// </summary>
-        private static void RestrictAcl(string path, string account)
-        {
-            var icacls = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.System), "icacls.exe");
-            int exit = ProcessRunner.Run(icacls, $"\"{path}\" /inheritance:r /grant:r \"*S-1-5-32-544:(F)\" \"{account}:(R)\"", out var output);
-            if (exit != 0)
-            {
-                throw new XFlowDeliveryException("AccessControlFailed", "PermissionDenied",
-                    $"Restricting '{path}' to Administrators and '{account}' failed (icacls exit {exit}): {output} " +
-                    "Run New-XFlowDeliveryConfig -Scope LocalMachine from an elevated PowerShell, with an existing account name.", path);
             }
         }
     }

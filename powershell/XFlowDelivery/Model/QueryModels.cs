@@ -102,7 +102,9 @@ namespace XFlowDelivery.Model
         public XFlowDeliveryRecord[] Quarantined { get; set; } = new XFlowDeliveryRecord[0];
         public XFlowStaleFile[] StaleFiles { get; set; } = new XFlowStaleFile[0];
         public string[] FolderErrors { get; set; } = new string[0];
-        /// <summary>True when the last run needed nobody's attention and nothing is quarantined, stale or unreadable.</summary>
+        /// <summary>Null when only the state folder's owner can read it; otherwise who else can (it holds personal data).</summary>
+        public string? StateFolderExposure { get; set; }
+        /// <summary>True when the last run needed nobody's attention and nothing is quarantined, stale, unreadable or readable by others.</summary>
         public bool Healthy { get; set; }
     }
 

@@ -67,6 +67,7 @@ namespace XFlowDelivery.Native
         [DataMember(Name = "quarantined")] public List<RecordJson>? Quarantined { get; set; }
         [DataMember(Name = "staleFiles")] public List<StaleFileJson>? StaleFiles { get; set; }
         [DataMember(Name = "folderErrors")] public List<string>? FolderErrors { get; set; }
+        [DataMember(Name = "stateFolderExposure")] public string? StateFolderExposure { get; set; }
     }
 
     [DataContract]

@@ -136,15 +136,19 @@ namespace XFlowDelivery.Native
                             $"The XFlowDelivery native engine was not found. Expected '{expectedPath}'. " +
                             "Reinstall the module; it must contain the folder for this platform.");
                     }
+                    RefuseAnotherCopy(expectedPath);
                     const uint LOAD_WITH_ALTERED_SEARCH_PATH = 0x00000008;
                     var module = LoadLibraryExW(expectedPath, IntPtr.Zero, LOAD_WITH_ALTERED_SEARCH_PATH);
                     if (module == IntPtr.Zero)
                     {
-                        var win32 = new Win32Exception(Marshal.GetLastWin32Error());
+                        int code = Marshal.GetLastWin32Error();
+                        var win32 = new Win32Exception(code);
+                        const int ERROR_MOD_NOT_FOUND = 126;
+                        string why = code == ERROR_MOD_NOT_FOUND
+                            ? MissingDependencies(expectedPath)
+                            : "(is it built for this processor architecture?)";
                         throw new XFlowDeliveryLoadException(
-                            $"The XFlowDelivery native engine '{expectedPath}' could not be loaded: {win32.Message} " +
-                            "(is it built for this processor architecture, and is the Visual C++ runtime present?)",
-                            win32);
+                            $"The XFlowDelivery native engine '{expectedPath}' could not be loaded: {win32.Message} {why}", win32);
                     }
                     _windowsModule = module; // kept loaded for the life of the process
                 }
@@ -166,6 +170,71 @@ namespace XFlowDelivery.Native
             }
         }
 
+        /// <summary>
+        /// NOT RUN HERE (Windows only). Windows matches loaded DLLs by base name: with another copy
+        /// of xflow_delivery.dll (another module version) already in this process, this copy's
+        /// DllImports would bind to that one, another build with perhaps another ABI. Refused, with
+        /// both paths and the fix.
+        /// </summary>
+        internal static void RefuseAnotherCopy(string expectedPath)
+        {
+            var loaded = GetModuleHandleW(FileName);
+            if (loaded == IntPtr.Zero) return;
+            var buffer = new System.Text.StringBuilder(32768);
+            int length = GetModuleFileNameW(loaded, buffer, buffer.Capacity);
+            if (length <= 0) throw new Win32Exception(Marshal.GetLastWin32Error());
+            var loadedPath = buffer.ToString(0, length);
+            if (!SameLibraryPath(loadedPath, expectedPath))
+            {
+                throw new XFlowDeliveryLoadException(
+                    $"Another copy of the XFlowDelivery native engine is already loaded in this process from '{loadedPath}' " +
+                    $"(another version of the module); this module's '{expectedPath}' cannot be loaded beside it. " +
+                    "Start a new PowerShell session and import only one version of XFlowDelivery.");
+            }
+        }
+
+        /// <summary>Whether two Windows paths name the same file: case-insensitive, with / as \ and a \\?\ prefix ignored.</summary>
+        internal static bool SameLibraryPath(string a, string b)
+        {
+            static string Plain(string p)
+            {
+                p = p.Replace('/', '\\');
+                return p.StartsWith("\\\\?\\", StringComparison.Ordinal) ? p.Substring(4) : p;
+            }
+            return string.Equals(Plain(a), Plain(b), StringComparison.OrdinalIgnoreCase);
+        }
+
+        /// <summary>
+        /// NOT RUN HERE (Windows only). LoadLibraryExW failed with ERROR_MOD_NOT_FOUND although the
+        /// file exists: a DLL it imports is missing. Names the imports the standard search does not
+        /// find (LOAD_LIBRARY_AS_DATAFILE maps without running anything). API-set names
+        /// (api-ms-*, ext-ms-*) are resolved by the loader itself and skipped.
+        /// </summary>
+        private static string MissingDependencies(string path)
+        {
+            const uint LOAD_LIBRARY_AS_DATAFILE = 0x00000002;
+            var missing = new System.Collections.Generic.List<string>();
+            try
+            {
+                foreach (var name in PeImports.Read(path))
+                {
+                    if (name.StartsWith("api-ms-", StringComparison.OrdinalIgnoreCase) || name.StartsWith("ext-ms-", StringComparison.OrdinalIgnoreCase)) continue;
+                    var probe = LoadLibraryExW(name, IntPtr.Zero, LOAD_LIBRARY_AS_DATAFILE);
+                    if (probe == IntPtr.Zero) missing.Add(name);
+                    else FreeLibrary(probe);
+                }
+            }
+            catch (Exception ex) when (ex is IOException || ex is BadImageFormatException || ex is UnauthorizedAccessException)
+            {
+                return "(a DLL it depends on is missing; its imports could not be read: " + ex.Message + ")";
+            }
+            if (missing.Count == 0) return "(a DLL it depends on is missing)";
+            return $"(missing: {string.Join(", ", missing)}" +
+                   (missing.Exists(m => m.StartsWith("vcruntime", StringComparison.OrdinalIgnoreCase) || m.StartsWith("msvcp", StringComparison.OrdinalIgnoreCase))
+                       ? "; this build needs the Visual C++ Redistributable: install it, or use a release of the module, whose engine is linked with the static C runtime)"
+                       : ")");
+        }
+
         /// <summary>Throws unless the native engine speaks the ABI this assembly expects.</summary>
         internal static void CheckAbiVersion(uint actual, string path)
         {
@@ -180,6 +249,15 @@ namespace XFlowDelivery.Native
 
         [DllImport("kernel32", CharSet = CharSet.Unicode, SetLastError = true, ExactSpelling = true)]
         private static extern IntPtr LoadLibraryExW(string lpLibFileName, IntPtr hFile, uint dwFlags);
+
+        [DllImport("kernel32", SetLastError = true, ExactSpelling = true)]
+        private static extern bool FreeLibrary(IntPtr module);
+
+        [DllImport("kernel32", CharSet = CharSet.Unicode, SetLastError = true, ExactSpelling = true)]
+        private static extern IntPtr GetModuleHandleW(string moduleName);
+
+        [DllImport("kernel32", CharSet = CharSet.Unicode, SetLastError = true, ExactSpelling = true)]
+        private static extern int GetModuleFileNameW(IntPtr module, System.Text.StringBuilder fileName, int size);
     }
 
     /// <summary>The native engine is missing, did not load, or has the wrong ABI version.</summary>

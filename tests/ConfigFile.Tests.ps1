@@ -1,0 +1,154 @@
+# The configuration file holds the API token: it is created with its final permissions from the
+# first byte and replaced atomically; a hand-edited file keeps the defaults of the members it
+# leaves out; a task that could never decrypt its token is refused at registration.
+BeforeDiscovery {
+    # -Skip conditions are evaluated at discovery, before BeforeAll.
+    $script:OnWindows = $IsWindows -or $PSVersionTable.PSEdition -eq 'Desktop'
+    $script:Strace = if (-not $script:OnWindows) { Get-Command strace -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1 }
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Work = New-XFlowTestDirectory -Name 'xflow-configfile'
+    Push-Location $script:Work
+    Import-Module (Get-XFlowModuleManifest) -Force
+    $script:Sim = Start-XFlowSim
+    $script:Token = ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force
+    $script:OnWindows = $IsWindows -or $PSVersionTable.PSEdition -eq 'Desktop'
+    $script:Strace = if (-not $script:OnWindows) { Get-Command strace -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1 }
+
+    function script:New-ConfigFolders {
+        $f = New-XFlowRunFolders -Parent $script:Work
+        $f | Add-Member -NotePropertyName Config -NotePropertyValue (Join-Path $f.Root 'config.json') -PassThru
+    }
+
+    function script:New-ConfigFile {
+        param($Folders, [switch]$Force)
+        New-XFlowDeliveryConfig -Path $Folders.Config -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -SdLoenPath $Folders.SdLoen `
+            -PrismePath $Folders.Prisme -StatePath $Folders.State -CaCertificatePath $script:Sim.CaPath -Force:$Force -WarningAction SilentlyContinue
+    }
+}
+
+AfterAll {
+    Stop-XFlowSim -Sim $script:Sim
+    Pop-Location
+    Remove-Item -LiteralPath $script:Work -Recurse -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'Creating and replacing the configuration file' {
+    It 'is never readable by others, not for a moment: created 0600 by open(2) itself, without sharing, and put in place by one rename (strace)' -Skip:($script:OnWindows -or -not $script:Strace) {
+        # Skipped on Windows (no strace; the ACL test below covers it) and where strace is missing.
+        $f = New-ConfigFolders
+        $log = Join-Path $f.Root 'strace.log'
+        $child = Join-Path $f.Root 'write-config.ps1'
+        @"
+Import-Module '$(Get-XFlowModuleManifest)'
+`$token = ConvertTo-SecureString `$env:XFLOW_TEST_TOKEN -AsPlainText -Force
+foreach (`$force in `$false, `$true) {
+    New-XFlowDeliveryConfig -Path '$($f.Config)' -BaseUrl '$($script:Sim.BaseUrl)' -ApiToken `$token -SdLoenPath '$($f.SdLoen)' -StatePath '$($f.State)' -Force:`$force -WarningAction SilentlyContinue | Out-Null
+}
+"@ | Set-Content -LiteralPath $child -Encoding utf8
+        $pwsh = Get-XFlowPwshCommand
+        $env:XFLOW_TEST_TOKEN = $script:Sim.Token
+        try {
+            & $script:Strace.Source -f -qq -e 'trace=open,openat,creat,chmod,fchmodat,rename,renameat,renameat2,link,linkat' -o $log `
+                $pwsh.FilePath @($pwsh.Prefix) -NoProfile -NonInteractive -File $child
+            $LASTEXITCODE | Should -Be 0
+        }
+        finally { Remove-Item Env:XFLOW_TEST_TOKEN }
+        $lines = @(Get-Content -LiteralPath $log | Where-Object { $_ -match 'config\.json' })
+        $temp = '\.config\.json\.[0-9a-f]{8}\.tmp"'
+
+        $creates = @($lines | Where-Object { $_ -match "open(at)?\(.*$temp.*O_CREAT" })
+        $creates.Count | Should -Be 2 -Because "two files were written:`n$($lines -join "`n")"
+        foreach ($line in $creates) {
+            $line | Should -Match 'O_EXCL' -Because 'the temp file is new, never an existing one'
+            $line | Should -Match ', 0600\) = \d+$' -Because 'the mode is given to open(2): no moment with a wider one'
+        }
+        @($lines | Where-Object { $_ -match '(^|\s)(chmod|fchmodat)\(' }) | Should -BeNullOrEmpty -Because 'nothing is restricted afterwards'
+        @($lines | Where-Object { $_ -match 'open(at)?\(.*/config\.json".*O_CREAT' }) | Should -BeNullOrEmpty -Because 'the file itself is only ever renamed into place'
+        @($lines | Where-Object { $_ -match "(rename(at2?)?|link(at)?)\(.*$temp.*/config\.json`".*= 0$" }).Count | Should -BeGreaterOrEqual 2
+        (Get-Item -LiteralPath $f.Config).UnixFileMode | Should -Be ([IO.UnixFileMode]'UserRead, UserWrite')
+        @(Get-ChildItem -LiteralPath $f.Root -Filter '*.tmp' -Force) | Should -BeNullOrEmpty
+    }
+
+    It 'on Windows: a protected ACL for SYSTEM, Administrators, the writer and the service account only' -Skip:(-not $script:OnWindows) {
+        # Skipped off Windows: ACLs and DPAPI LocalMachine exist only there.
+        $f = New-ConfigFolders
+        $me = [Security.Principal.WindowsIdentity]::GetCurrent()
+        New-XFlowDeliveryConfig -Path $f.Config -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -SdLoenPath $f.SdLoen `
+            -StatePath $f.State -Scope LocalMachine -ServiceAccount $me.Name | Out-Null
+        $acl = Get-Acl -LiteralPath $f.Config
+        $acl.AreAccessRulesProtected | Should -BeTrue
+        $sids = @($acl.Access | ForEach-Object { $_.IdentityReference.Translate([Security.Principal.SecurityIdentifier]).Value } | Sort-Object -Unique)
+        $sids | Should -Be (@('S-1-5-18', 'S-1-5-32-544', $me.User.Value) | Sort-Object -Unique)
+        New-ConfigFile -Folders $f -Force | Out-Null
+        (Get-Acl -LiteralPath $f.Config).AreAccessRulesProtected | Should -BeTrue -Because 'the replacement keeps its own restricted ACL'
+        (Get-XFlowDeliveryConfig $f.Config).TokenSet | Should -BeTrue
+    }
+
+    It 'replacing with -Force keeps the restricted mode and leaves no temp file' -Skip:$script:OnWindows {
+        $f = New-ConfigFolders
+        New-ConfigFile -Folders $f | Out-Null
+        $before = (Get-Item -LiteralPath $f.Config).LastWriteTimeUtc
+        New-ConfigFile -Folders $f -Force | Out-Null
+        (Get-Item -LiteralPath $f.Config).UnixFileMode | Should -Be ([IO.UnixFileMode]'UserRead, UserWrite')
+        (Get-Item -LiteralPath $f.Config).LastWriteTimeUtc | Should -BeGreaterOrEqual $before
+        @(Get-ChildItem -LiteralPath $f.Root -File -Force | Where-Object Name -Like '.config.json.*') | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Hand-edited configuration files' {
+    It 'a file without <Member> reads as <Expected>' -TestCases @(
+        @{ Member = 'ackMode'; Property = 'AckMode'; Expected = 'Ack' }
+        @{ Member = 'timeoutSec'; Property = 'TimeoutSec'; Expected = 100 }
+        @{ Member = 'deadlineSec'; Property = 'DeadlineSec'; Expected = 600 }
+        @{ Member = 'allowInsecureHttp'; Property = 'AllowInsecureHttp'; Expected = $false }
+        @{ Member = 'proxyUrl'; Property = 'ProxyUrl'; Expected = $null }
+        @{ Member = 'caCertificatePath'; Property = 'CaCertificatePath'; Expected = $null }
+        @{ Member = 'prismePath'; Property = 'PrismePath'; Expected = $null }
+    ) {
+        param($Member, $Property, $Expected)
+        $f = New-ConfigFolders
+        New-XFlowDeliveryConfig -Path $f.Config -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -SdLoenPath $f.SdLoen -PrismePath $f.Prisme `
+            -StatePath $f.State -CaCertificatePath $script:Sim.CaPath -AckMode None -TimeoutSec 7 -DeadlineSec 9 -ProxyUrl 'http://proxy:3128' -WarningAction SilentlyContinue | Out-Null
+        $doc = Get-Content -LiteralPath $f.Config -Raw | ConvertFrom-Json
+        $doc.PSObject.Properties.Name | Should -Contain $Member
+        $doc.PSObject.Properties.Remove($Member)
+        $doc | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $f.Config -Encoding utf8
+        $read = Get-XFlowDeliveryConfig -Path $f.Config
+        $read.$Property | Should -Be $Expected
+    }
+
+    It 'a run works from a file that leaves out every optional member' {
+        Reset-XFlowSim -Sim $script:Sim
+        $f = New-ConfigFolders
+        New-ConfigFile -Folders $f | Out-Null
+        $doc = Get-Content -LiteralPath $f.Config -Raw | ConvertFrom-Json
+        foreach ($m in 'ackMode', 'timeoutSec', 'deadlineSec', 'allowInsecureHttp', 'prismePath') { $doc.PSObject.Properties.Remove($m) }
+        $doc | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $f.Config -Encoding utf8
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'løn.csv'; Bytes = [byte[]](1, 2) }) | Out-Null
+        $out = @(Invoke-XFlowDelivery -ConfigPath $f.Config)
+        $out[-1].Outcome | Should -Be 'Succeeded'
+        $out[-1].Delivered | Should -Be 1
+    }
+}
+
+Describe 'Register-XFlowDeliveryTask -LogonType S4U' {
+    It 'refuses a token protected with DPAPI CurrentUser, naming the fix, and registers nothing' {
+        $f = New-ConfigFolders
+        New-ConfigFile -Folders $f | Out-Null
+        $doc = Get-Content -LiteralPath $f.Config -Raw | ConvertFrom-Json
+        $doc.token.protection = 'DpapiCurrentUser'
+        $doc | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $f.Config -Encoding utf8
+        $units = New-Item -ItemType Directory -Path (Join-Path $f.Root 'units')
+        $register = @{ ConfigPath = $f.Config; Account = 'KOMMUNE\svc-xflow'; LogonType = 'S4U' }
+        if (-not $script:OnWindows) { $register.UnitDirectory = $units.FullName }
+        $err = { Register-XFlowDeliveryTask @register -WhatIf } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be 'S4UWithCurrentUserToken,XFlowDelivery.Cmdlets.RegisterXFlowDeliveryTaskCommand'
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.Exception.Message | Should -Match '-Scope LocalMachine -ServiceAccount KOMMUNE\\svc-xflow'
+        $err.Exception.Message | Should -Match 'exit code 3'
+        @(Get-ChildItem -LiteralPath $units.FullName) | Should -BeNullOrEmpty
+    }
+}
