@@ -77,14 +77,20 @@ foreach (`$force in `$false, `$true) {
         $f = New-ConfigFolders
         $me = [Security.Principal.WindowsIdentity]::GetCurrent()
         New-XFlowDeliveryConfig -Path $f.Config -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -SdLoenPath $f.SdLoen `
-            -StatePath $f.State -Scope LocalMachine -ServiceAccount $me.Name | Out-Null
+            -StatePath $f.State -CaCertificatePath $script:Sim.CaPath -Scope LocalMachine -ServiceAccount $me.Name | Out-Null
         $acl = Get-Acl -LiteralPath $f.Config
         $acl.AreAccessRulesProtected | Should -BeTrue
         $sids = @($acl.Access | ForEach-Object { $_.IdentityReference.Translate([Security.Principal.SecurityIdentifier]).Value } | Sort-Object -Unique)
         $sids | Should -Be (@('S-1-5-18', 'S-1-5-32-544', $me.User.Value) | Sort-Object -Unique)
+        # DPAPI round trip, LocalMachine scope: a run decrypts the token and is accepted.
+        Reset-XFlowSim -Sim $script:Sim
+        (Invoke-XFlowDelivery -ConfigPath $f.Config)[-1].Outcome | Should -Be 'Succeeded'
+        # Replaced with -Force (CurrentUser scope): the new file keeps its own restricted ACL, and
+        # this account decrypts its CurrentUser token.
         New-ConfigFile -Folders $f -Force | Out-Null
         (Get-Acl -LiteralPath $f.Config).AreAccessRulesProtected | Should -BeTrue -Because 'the replacement keeps its own restricted ACL'
-        (Get-XFlowDeliveryConfig $f.Config).TokenSet | Should -BeTrue
+        (Get-XFlowDeliveryConfig $f.Config).TokenProtection | Should -Be 'DpapiCurrentUser'
+        (Invoke-XFlowDelivery -ConfigPath $f.Config)[-1].Outcome | Should -Be 'Succeeded'
     }
 
     It 'replacing with -Force keeps the restricted mode and leaves no temp file' -Skip:$script:OnWindows {
