@@ -16,8 +16,10 @@ namespace XFlowDelivery.Cmdlets
     /// only after that is it acknowledged to XFlow (with -AckMode Ack). Writes one XFlowDeliveredFile
     /// per published file, then one XFlowRunSummary. A failure of one delivery is a non-terminating
     /// error; a failure of the whole run (server unreachable, authentication, bad configuration) is a
-    /// terminating error whose ErrorId names the cause. With -WhatIf the deliveries are fetched and
-    /// validated, nothing is written or acknowledged, and each one is reported as "What if: Deliver …".
+    /// terminating error whose ErrorId names the cause. With -WhatIf nothing changes anywhere
+    /// (folders, journal, spool, server): with -AckMode Ack the first page is fetched (the server keeps it
+    /// pending) and each delivery is reported as "What if: Deliver …"; with -AckMode None nothing is
+    /// fetched, since the server forgets what it hands out; what recovery would do is reported too.
     /// </para>
     /// </summary>
     [Cmdlet(VerbsLifecycle.Invoke, "XFlowDelivery", DefaultParameterSetName = ExplicitSet, SupportsShouldProcess = true)]
@@ -125,6 +127,11 @@ namespace XFlowDelivery.Cmdlets
                         planned++;
                         // Under -WhatIf this only prints "What if: Deliver …"; it never returns true.
                         ShouldProcess($"Deliver '{engineEvent.FileName}' ({engineEvent.Size} bytes, {engineEvent.System}) to '{engineEvent.Path}'.", "", "");
+                        break;
+                    case "preview":
+                        // What a real run would change besides delivering (recovery, acknowledgements),
+                        // or why the preview stopped: printed as "What if: …" like the deliveries.
+                        ShouldProcess(engineEvent.Message ?? "", "", "");
                         break;
                     case "warning":
                         WriteWarning(engineEvent.Message ?? "");

@@ -132,7 +132,7 @@ fn publish_files(
     for first in (0..count).step_by(batch) {
         let ids: Vec<usize> = (first..(first + batch).min(count)).collect();
         let staged = publish::stage_all(&ids, workers, |i| {
-            publish::stage(folder, &format!("bench-{i}"), &mut &content[..])
+            publish::stage(folder, "bench", &format!("bench-{i}"), &mut &content[..])
         });
         for (i, s) in ids.iter().zip(staged) {
             let s = s.map_err(|e| e.to_string())?;

@@ -71,6 +71,12 @@ pub enum EngineError {
     )]
     StateFolderOnNetworkShare { path: PathBuf, file_system: String },
 
+    #[error(
+        "another run holds the state folder {} and did not finish within {seconds} s; try again",
+        .path.display()
+    )]
+    StateFolderBusy { path: PathBuf, seconds: u64 },
+
     #[error("the run was cancelled")]
     Cancelled,
 
@@ -101,6 +107,7 @@ impl EngineError {
             Self::DiskFull { .. } => "DiskFull",
             Self::PublishFailed { .. } => "PublishFailed",
             Self::StateFolderOnNetworkShare { .. } => "StateFolderOnNetworkShare",
+            Self::StateFolderBusy { .. } => "StateFolderBusy",
             Self::Cancelled => "Cancelled",
             Self::DeadlineExceeded { .. } => "DeadlineExceeded",
             Self::Internal(_) => "Internal",
@@ -122,6 +129,7 @@ impl EngineError {
             Self::AccessDenied { .. } => "PermissionDenied",
             Self::DiskFull { .. } | Self::PublishFailed { .. } => "WriteError",
             Self::StateFolderOnNetworkShare { .. } => "InvalidArgument",
+            Self::StateFolderBusy { .. } => "ResourceBusy",
             Self::Cancelled => "OperationStopped",
             Self::DeadlineExceeded { .. } => "OperationTimeout",
             Self::Internal(_) => "NotSpecified",
@@ -144,7 +152,8 @@ impl EngineError {
             | Self::AccessDenied { path, .. }
             | Self::DiskFull { path }
             | Self::PublishFailed { path, .. }
-            | Self::StateFolderOnNetworkShare { path, .. } => Some(path.display().to_string()),
+            | Self::StateFolderOnNetworkShare { path, .. }
+            | Self::StateFolderBusy { path, .. } => Some(path.display().to_string()),
             Self::InvalidConfiguration(_)
             | Self::Cancelled
             | Self::DeadlineExceeded { .. }

@@ -4,6 +4,7 @@
 use crate::config::System;
 use crate::error::ErrorReport;
 use serde::Serialize;
+use std::sync::mpsc::SyncSender;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -20,6 +21,11 @@ pub enum Event {
     Delivered(DeliveredFile),
     /// With WhatIf: what would have been delivered where.
     Planned(DeliveredFile),
+    /// With WhatIf: anything else a real run would change (recovery, acknowledgements), or why
+    /// the preview did not look further.
+    Preview {
+        message: String,
+    },
     Warning {
         message: String,
     },
@@ -85,5 +91,36 @@ impl Summary {
             duration_ms: 0,
             error: Some(error.report()),
         }
+    }
+}
+
+/// Sends a run's events to its owner. Once the owner has gone, events are dropped silently and
+/// the run winds down through its cancellation token.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    tx: SyncSender<Event>,
+}
+
+impl Reporter {
+    pub(crate) fn new(tx: SyncSender<Event>) -> Reporter {
+        Reporter { tx }
+    }
+    pub(crate) fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+    pub(crate) fn verbose(&self, message: impl Into<String>) {
+        self.send(Event::Verbose {
+            message: message.into(),
+        });
+    }
+    pub(crate) fn warning(&self, message: impl Into<String>) {
+        self.send(Event::Warning {
+            message: message.into(),
+        });
+    }
+    pub(crate) fn preview(&self, message: impl Into<String>) {
+        self.send(Event::Preview {
+            message: message.into(),
+        });
     }
 }

@@ -23,8 +23,8 @@ pub fn create_new(path: &Path) -> io::Result<File> {
 
 /// Renames `from` to `to`, failing with `ErrorKind::AlreadyExists` if `to` exists, and makes the
 /// new name durable where the platform can do that per file (Windows); elsewhere call
-/// `sync_dir` on the folder afterwards. Never an exists-then-rename check: that races with a
-/// concurrent writer. On Windows the hidden attribute `create_new` set is cleared first, so the
+/// `sync_dir` on the folder afterwards. Atomic where the file system offers a no-replace rename
+/// (Linux `RENAME_NOREPLACE`, Windows); elsewhere see `imp::check_then_rename`. On Windows the hidden attribute `create_new` set is cleared first, so the
 /// published file is never hidden, whether the rename happens in a run or in recovery.
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     imp::rename_noreplace(from, to)
@@ -34,6 +34,30 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 /// `FlushFileBuffers` of the directory, opened with write access and FILE_FLAG_BACKUP_SEMANTICS.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     imp::sync_dir(dir)
+}
+
+/// Whether `path` exists. Only "not found" means no: any other error (permissions, a share that
+/// went away) is returned, never read as absence.
+pub fn exists(path: &Path) -> io::Result<bool> {
+    metadata_if_exists(path).map(|m| m.is_some())
+}
+
+/// The metadata of `path` (not following a final symlink), `None` only when it is not found.
+pub fn metadata_if_exists(path: &Path) -> io::Result<Option<std::fs::Metadata>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `path`; already gone is fine, any other failure is returned.
+pub fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The `\\?\` (verbatim) form of an absolute Windows path, for raw Win32 calls that must work
@@ -102,6 +126,11 @@ mod imp {
     #[cfg(target_os = "linux")]
     pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
         use std::ffi::CString;
+        // The crash tests run the fallback on file systems that have the flag.
+        #[cfg(feature = "failpoints")]
+        if std::env::var_os("XFLOW_RENAME_FALLBACK").is_some() {
+            return check_then_rename(from, to);
+        }
         use std::os::unix::ffi::OsStrExt;
         let c_from = CString::new(from.as_os_str().as_bytes())?;
         let c_to = CString::new(to.as_os_str().as_bytes())?;
@@ -120,9 +149,9 @@ mod imp {
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
-            // NFS, some FUSE and ZFS refuse the flag; link fails atomically if `to` exists.
+            // NFS, CIFS, some FUSE and ZFS refuse the flag.
             Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
-                link_then_unlink(from, to)
+                check_then_rename(from, to)
             }
             _ => Err(err),
         }
@@ -130,12 +159,26 @@ mod imp {
 
     #[cfg(not(target_os = "linux"))]
     pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-        link_then_unlink(from, to)
+        check_then_rename(from, to)
     }
 
-    pub(super) fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::hard_link(from, to)?;
-        std::fs::remove_file(from)
+    /// The fallback where the file system refuses a no-replace rename: make sure the name is
+    /// free, then rename. Not link + unlink: a crash between those leaves the file under both
+    /// names, and once the importer has taken the final one, recovery could not tell "linked,
+    /// then consumed" from "never linked" (a duplicate or a loss). A rename is atomic by itself,
+    /// so recovery's rule stays exact: temp present, not published; temp gone, published. The
+    /// price is the instant between the check and the rename: a file another program creates
+    /// under this very name in that instant would be replaced. No run of ours can (the run
+    /// lock), and two installations writing one system into one folder are refused, so only a
+    /// foreign writer choosing the same name could.
+    pub(super) fn check_then_rename(from: &Path, to: &Path) -> io::Result<()> {
+        if super::exists(to)? {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", to.display()),
+            ));
+        }
+        std::fs::rename(from, to)
     }
 }
 
@@ -361,17 +404,37 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn link_fallback_also_refuses_to_replace() {
+    fn the_fallback_refuses_to_replace_and_never_leaves_two_names() {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::write(&a, b"new").unwrap();
         std::fs::write(&b, b"old").unwrap();
-        let err = imp::link_then_unlink(&a, &b).unwrap_err();
+        let err = imp::check_then_rename(&a, &b).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&b).unwrap(), b"old");
         std::fs::remove_file(&b).unwrap();
-        imp::link_then_unlink(&a, &b).unwrap();
-        assert!(!a.exists());
+        imp::check_then_rename(&a, &b).unwrap();
+        assert!(!exists(&a).unwrap());
+        assert_eq!(
+            std::fs::metadata(&b).unwrap().nlink(),
+            1,
+            "renamed, never linked"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_not_found_counts_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!exists(&dir.path().join("x")).unwrap());
+        remove_if_exists(&dir.path().join("x")).unwrap();
+        // A path through a regular file is an error (ENOTDIR), not "absent".
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(exists(&file.join("x")).is_err());
+        assert!(metadata_if_exists(&file.join("x")).is_err());
+        assert!(remove_if_exists(&file.join("x")).is_err());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! delivery's state and every run. It is what makes delivery exactly-once across crashes, and
 //! what history and status read; nothing the user needs later depends on log files.
 //!
-//! A delivery moves `received` (mode None: payload spooled in the state folder) → `publishing`
-//! (temp file complete and durable in the import folder, name recorded) → `published` (renamed
-//! and the folder flushed) → `acknowledged`. A delivery that fails validation is `quarantined`.
+//! A delivery moves `publishing` (temp file complete and durable in the import folder, name
+//! recorded) → `published` (renamed and the folder flushed) → `acknowledged` (in mode None at
+//! once: the server forgot it when it handed it out, and the spooled page is what kept it until
+//! then). A delivery that fails validation is `quarantined`. (Schema version 1 also allowed
+//! `received`, for per-delivery spool files that version 2 replaced by spooled pages.)
 
 use crate::config::System;
 use crate::error::{EngineError, Result};
@@ -15,7 +17,8 @@ use std::path::{Path, PathBuf};
 pub const JOURNAL_FILE: &str = "journal.sqlite3";
 
 /// Each entry migrates the schema from version `index` to `index + 1`; never edit a shipped one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE deliveries (
     id              TEXT PRIMARY KEY,
     system          TEXT NOT NULL,
@@ -51,12 +54,18 @@ CREATE TABLE runs (
     message      TEXT
 );
 CREATE INDEX runs_started_at ON runs(started_at);
-"#];
+"#,
+    // The state folder's own id, part of its temp file names, so that recovery sweeps only its
+    // own leftovers from an import folder another installation also writes into.
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('state_id', lower(hex(randomblob(6))));
+"#,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum State {
-    Received,
     Publishing,
     Published,
     Acknowledged,
@@ -66,7 +75,6 @@ pub enum State {
 impl State {
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Received => "received",
             State::Publishing => "publishing",
             State::Published => "published",
             State::Acknowledged => "acknowledged",
@@ -74,9 +82,14 @@ impl State {
         }
     }
 
+    /// Nothing more will happen to a delivery in this state (until an administrator releases a
+    /// quarantined one).
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Acknowledged | State::Quarantined)
+    }
+
     fn parse(s: &str) -> Result<State> {
         Ok(match s {
-            "received" => State::Received,
             "publishing" => State::Publishing,
             "published" => State::Published,
             "acknowledged" => State::Acknowledged,
@@ -250,14 +263,20 @@ impl Journal {
         )
     }
 
-    /// Temp names recorded for publishes in progress, which recovery must not sweep.
+    /// This state folder's id (see `publish::temp_name`).
+    pub fn state_id(&self) -> Result<String> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'state_id'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    /// Every temp name any row records for `folder`, in any state: recovery never sweeps those.
     pub fn temp_names_in(&self, folder: &Path) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT temp_name FROM deliveries WHERE state = 'publishing' AND folder = ?1 \
-                 AND temp_name IS NOT NULL",
-            )
+            .prepare("SELECT temp_name FROM deliveries WHERE folder = ?1 AND temp_name IS NOT NULL")
             .map_err(|e| journal_error(&self.path, e))?;
         let rows = stmt
             .query_map([folder.to_string_lossy()], |r| r.get::<_, String>(0))
@@ -446,8 +465,8 @@ impl Batch<'_> {
 
     pub fn mark_published(&self, id: &str, file_name: &str, at: &str) -> rusqlite::Result<()> {
         self.tx.execute(
-            "UPDATE deliveries SET state = 'published', file_name = ?2, temp_name = NULL, \
-             published_at = ?3 WHERE id = ?1",
+            "UPDATE deliveries SET state = 'published', file_name = ?2, published_at = ?3 \
+             WHERE id = ?1",
             params![id, file_name, at],
         )?;
         Ok(())
@@ -462,22 +481,9 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Forgets an interrupted publish whose temp file is gone or incomplete, so the delivery is
-    /// fetched (mode Ack) or republished from the spool (mode None) again.
-    pub fn roll_back_publishing(&self, id: &str, spooled: bool) -> rusqlite::Result<()> {
-        if spooled {
-            self.tx.execute(
-                "UPDATE deliveries SET state = 'received', temp_name = NULL WHERE id = ?1",
-                [id],
-            )?;
-        } else {
-            self.tx
-                .execute("DELETE FROM deliveries WHERE id = ?1", [id])?;
-        }
-        Ok(())
-    }
-
-    /// Removes quarantine rows (an administrator resolved them).
+    /// Forgets a delivery: a quarantined one an administrator resolved, or an interrupted publish
+    /// whose temp file was damaged (fetched again in mode Ack, published again from its spooled
+    /// page in mode None).
     pub fn delete(&self, id: &str) -> rusqlite::Result<usize> {
         self.tx
             .execute("DELETE FROM deliveries WHERE id = ?1", [id])
@@ -553,7 +559,7 @@ mod tests {
         .unwrap();
         let got = j.get("a").unwrap().unwrap();
         assert_eq!(got.state, State::Acknowledged);
-        assert_eq!(got.temp_name, None);
+        assert_eq!(got.temp_name.as_deref(), Some(".xflow-x.partial"));
         assert!(
             j.name_claimed(Path::new("/srv/prisme"), "G69.txt", "b")
                 .unwrap()
@@ -589,19 +595,28 @@ mod tests {
     }
 
     #[test]
-    fn rolling_back_forgets_or_returns_to_received() {
+    fn each_state_folder_has_its_own_lasting_id() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let id = Journal::open(a.path()).unwrap().state_id().unwrap();
+        assert_eq!(id.len(), 12);
+        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert_eq!(Journal::open(a.path()).unwrap().state_id().unwrap(), id);
+        assert_ne!(Journal::open(b.path()).unwrap().state_id().unwrap(), id);
+    }
+
+    #[test]
+    fn temp_names_stay_recorded_after_publishing() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         j.batch(|b| {
-            b.upsert(&record("ack", State::Publishing))?;
-            b.upsert(&record("none", State::Publishing))?;
-            b.roll_back_publishing("ack", false)?;
-            b.roll_back_publishing("none", true)
+            b.upsert(&record("a", State::Publishing))?;
+            b.mark_published("a", "G69.txt", "2026-01-01T00:00:00.000Z")
         })
         .unwrap();
-        assert!(j.get("ack").unwrap().is_none());
-        assert_eq!(j.get("none").unwrap().unwrap().state, State::Received);
-        assert_eq!(j.in_state(State::Received).unwrap().len(), 1);
+        assert_eq!(
+            j.temp_names_in(Path::new("/srv/prisme")).unwrap(),
+            vec![".xflow-x.partial".to_owned()]
+        );
     }
 
     #[test]

@@ -2,28 +2,41 @@
 //! HTTPS and publishes each as a file in its system's import folder, never partially visible and
 //! never replacing an existing file.
 //!
-//! Where things live: the wire protocol in `protocol`, the publish protocol in `publish` (with
-//! the OS-specific file operations in `fsops`), file-name safety in `names`, one run's steps in
-//! `pull` (with crash recovery in `recovery` and the journal in `journal`), the run handle that
-//! the FFI drives in `run`, and the synchronous questions (history, status, preflight) in `calls`.
+//! Where things live: the run handle the FFI drives in `run`; one run's flow in `flow` (or
+//! `preview` for -WhatIf), which drives the steps, each in its own module and none calling back:
+//! `recovery`, then per page `page` (the durable page spool of mode None in `spool`), which uses
+//! `validate`, `quarantine`, `publishing` (the batch with the journal around the file-level
+//! protocol in `publish`, OS calls in `fsops`) and `ack`. The journal is `journal`, file-name
+//! safety `names`, the wire protocol `protocol`, and the synchronous questions (history, status,
+//! preflight) `calls`.
 
+mod crash;
+
+mod ack;
 pub mod calls;
 pub mod config;
 pub mod error;
 pub mod events;
+mod flow;
 pub mod fsops;
 pub mod journal;
 pub mod names;
+mod page;
 pub mod preflight;
+mod preview;
 pub mod protocol;
 pub mod proxy;
 pub mod publish;
-mod pull;
+mod publishing;
+mod quarantine;
 pub mod queries;
 mod recovery;
 pub mod run;
+mod scope;
+pub mod spool;
 pub mod state_access;
 pub mod state_dir;
+mod validate;
 
 pub use config::{AckMode, ApiToken, RunConfig, System};
 pub use error::{EngineError, ErrorReport};

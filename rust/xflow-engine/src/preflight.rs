@@ -28,6 +28,9 @@ pub struct Check {
     pub remedy: Option<String>,
 }
 
+/// The owner part of the preflight's probe files (never a state folder's id, which is hex).
+const PREFLIGHT_OWNER: &str = "preflight";
+
 fn row(check: &str, target: &str, result: Result<String, (String, &str)>) -> Check {
     match result {
         Ok(detail) => Check {
@@ -233,8 +236,13 @@ pub fn folder_check(what: &str, folder: &Path) -> Check {
             }
             Err(e) => return Err(EngineError::from_io(folder, &e)),
         }
-        let staged = publish::stage(folder, "probe", &mut &b"XFlowDelivery preflight"[..])?;
-        let renamed = folder.join(publish::temp_name("probe-renamed"));
+        let staged = publish::stage(
+            folder,
+            PREFLIGHT_OWNER,
+            "probe",
+            &mut &b"XFlowDelivery preflight"[..],
+        )?;
+        let renamed = folder.join(publish::temp_name(PREFLIGHT_OWNER, "probe-renamed"));
         let outcome = fsops::rename_noreplace(&staged.temp_path, &renamed)
             .map_err(|e| EngineError::from_io(folder, &e));
         let _ = std::fs::remove_file(&staged.temp_path);

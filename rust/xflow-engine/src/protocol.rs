@@ -45,6 +45,15 @@ pub struct PageBody {
 }
 
 impl PageBody {
+    /// A body as received from `source` (a URL, or the spooled file it was kept in).
+    pub fn new(bytes: Vec<u8>, source: String) -> PageBody {
+        PageBody { bytes, url: source }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     pub fn parse(&self) -> Result<Page<'_>> {
         serde_json::from_slice(&self.bytes).map_err(|e| EngineError::ProtocolError {
             url: self.url.clone(),

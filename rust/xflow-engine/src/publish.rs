@@ -42,28 +42,39 @@ pub struct Published {
     pub file_name: String,
 }
 
-/// The temp file name for delivery `id`: recognisable as ours, hidden, never an import candidate.
-pub fn temp_name(id: &str) -> String {
+/// The temp file name for delivery `id` staged by the state folder `owner` (its journal's id):
+/// recognisable as ours, hidden, never an import candidate. The owner lets recovery sweep only
+/// its own leftovers when several state folders write into one import folder.
+pub fn temp_name(owner: &str, id: &str) -> String {
     let id: String = id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(40)
         .collect();
     format!(
-        "{TEMP_PREFIX}{id}-{:016x}{TEMP_SUFFIX}",
+        "{TEMP_PREFIX}{owner}-{id}-{:016x}{TEMP_SUFFIX}",
         rand::random::<u64>()
     )
 }
 
-pub fn is_our_temp_file(name: &str) -> bool {
+/// Any state folder's temp file (never reported as a stale import file).
+pub fn is_temp_file(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+/// A temp file staged by the state folder `owner`.
+pub fn is_temp_file_of(name: &str, owner: &str) -> bool {
+    is_temp_file(name)
+        && name[TEMP_PREFIX.len()..]
+            .strip_prefix(owner)
+            .is_some_and(|rest| rest.starts_with('-'))
 }
 
 /// Writes `content` to a new temp file in `dir` and makes it durable. A failed flush is never
 /// retried on the same file (after a failed fsync the page cache state is unknown): the file is
 /// discarded and written once more from the start.
-pub fn stage(dir: &Path, id: &str, content: &mut dyn Read) -> Result<StagedFile> {
-    let temp_path = dir.join(temp_name(id));
+pub fn stage(dir: &Path, owner: &str, id: &str, content: &mut dyn Read) -> Result<StagedFile> {
+    let temp_path = dir.join(temp_name(owner, id));
     match write_durably(&temp_path, content) {
         Ok((size, sha256)) => Ok(StagedFile {
             dir: dir.to_path_buf(),
@@ -285,9 +296,10 @@ mod tests {
         let folder = dir.path().join("SD Løn");
         std::fs::create_dir(&folder).unwrap();
         let content = "Medarbejder;Beløb\r\nÆrø;1200,50\r\n".as_bytes();
-        let staged = stage(&folder, "id-1", &mut &content[..]).unwrap();
-        assert!(is_our_temp_file(
-            staged.temp_path.file_name().unwrap().to_str().unwrap()
+        let staged = stage(&folder, "test", "id-1", &mut &content[..]).unwrap();
+        assert!(is_temp_file_of(
+            staged.temp_path.file_name().unwrap().to_str().unwrap(),
+            "test"
         ));
         assert_eq!(
             entries(&folder).len(),
@@ -306,9 +318,9 @@ mod tests {
     fn taken_names_get_deterministic_distinct_names_and_nothing_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.csv"), b"someone else's").unwrap();
-        let first = stage(dir.path(), "id-1", &mut &b"one"[..]).unwrap();
+        let first = stage(dir.path(), "test", "id-1", &mut &b"one"[..]).unwrap();
         let p1 = commit(&first, "a.csv").unwrap();
-        let second = stage(dir.path(), "id-2", &mut &b"one"[..]).unwrap();
+        let second = stage(dir.path(), "test", "id-2", &mut &b"one"[..]).unwrap();
         let p2 = commit(&second, "a.csv").unwrap();
         let sha8 = &first.sha256[..8];
         assert_eq!(p1.file_name, format!("a~{sha8}.csv"));
@@ -324,23 +336,41 @@ mod tests {
     fn staging_into_a_missing_folder_names_the_folder() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        let err = stage(&missing, "id", &mut &b"x"[..]).unwrap_err();
+        let err = stage(&missing, "test", "id", &mut &b"x"[..]).unwrap_err();
         assert_eq!(err.error_id(), "FolderNotFound");
         assert!(err.to_string().contains("nope"));
     }
 
-    #[cfg(unix)]
+    /// A folder the account cannot write to. As root (CI) directory permissions do not apply,
+    /// so the folder is a read-only tmpfs mount instead; as another user, a 0555 folder.
+    #[cfg(target_os = "linux")]
     #[test]
     fn staging_into_a_read_only_folder_is_access_denied_and_leaves_nothing() {
         use std::os::unix::fs::PermissionsExt;
-        if unsafe { libc::geteuid() } == 0 {
-            // root ignores directory permissions; the end-to-end tests cover this as a user.
-            return;
-        }
         let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
-        let err = stage(dir.path(), "id", &mut &b"x"[..]).unwrap_err();
-        assert_eq!(err.error_id(), "AccessDenied");
+        let folder = dir.path().join("read-only");
+        std::fs::create_dir(&folder).unwrap();
+        let mounted = unsafe { libc::geteuid() } == 0;
+        if mounted {
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+                .arg(&folder)
+                .status()
+                .expect("mount runs");
+            assert!(
+                status.success(),
+                "mounting a read-only tmpfs as root failed"
+            );
+        } else {
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        let result = stage(&folder, "test", "id", &mut &b"x"[..]);
+        let left = entries(&folder);
+        if mounted {
+            let _ = std::process::Command::new("umount").arg(&folder).status();
+        }
+        assert_eq!(result.unwrap_err().error_id(), "AccessDenied");
+        assert!(left.is_empty(), "{left:?}");
     }
 
     /// Hands out at most 3 bytes per read, like a decoder with a small internal buffer.
@@ -366,7 +396,7 @@ mod tests {
         assert_eq!(&buf[..200], &data[800..]);
         assert_eq!(read_full(&mut source, &mut buf).unwrap(), 0);
         let dir = tempfile::tempdir().unwrap();
-        let staged = stage(dir.path(), "id", &mut Trickle(&data)).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut Trickle(&data)).unwrap();
         assert_eq!(std::fs::read(&staged.temp_path).unwrap(), data);
         assert_eq!(staged.size, 1000);
     }
@@ -381,6 +411,7 @@ mod tests {
             }
             stage(
                 dir.path(),
+                "test",
                 &format!("id-{n}"),
                 &mut n.to_string().as_bytes(),
             )
@@ -402,7 +433,7 @@ mod tests {
     #[test]
     fn discard_removes_the_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let staged = stage(dir.path(), "id", &mut &b"x"[..]).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"x"[..]).unwrap();
         discard(&staged);
         assert!(entries(dir.path()).is_empty());
     }
@@ -418,7 +449,7 @@ mod tests {
     #[test]
     fn a_blocked_rename_that_went_through_counts_as_published() {
         let dir = tempfile::tempdir().unwrap();
-        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"payroll"[..]).unwrap();
         let target = dir.path().join("løn.csv");
         // 1: blocked; 2: the rename happens but an error is reported; 3: the temp is gone.
         let mut calls = 0;
@@ -447,7 +478,7 @@ mod tests {
     #[test]
     fn a_blocked_rename_whose_file_the_importer_took_counts_as_published() {
         let dir = tempfile::tempdir().unwrap();
-        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"payroll"[..]).unwrap();
         let target = dir.path().join("løn.csv");
         let mut calls = 0;
         retry_rename(
@@ -471,7 +502,7 @@ mod tests {
     #[test]
     fn a_vanished_temp_is_not_published_without_a_blocked_attempt_or_beside_other_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"payroll"[..]).unwrap();
         let target = dir.path().join("løn.csv");
         std::fs::remove_file(&staged.temp_path).unwrap();
         let first = retry_rename(
@@ -483,7 +514,7 @@ mod tests {
         );
         assert_eq!(first.unwrap_err().kind(), io::ErrorKind::NotFound);
 
-        let staged = stage(dir.path(), "id", &mut &b"payroll"[..]).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"payroll"[..]).unwrap();
         let mut calls = 0;
         let other = retry_rename(
             || {
@@ -506,7 +537,7 @@ mod tests {
     #[test]
     fn a_rename_blocked_past_the_budget_fails_with_the_blocking_error() {
         let dir = tempfile::tempdir().unwrap();
-        let staged = stage(dir.path(), "id", &mut &b"x"[..]).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"x"[..]).unwrap();
         let target = dir.path().join("x.csv");
         let err = retry_rename(
             || Err(blocked()),
@@ -526,7 +557,7 @@ mod tests {
         use std::os::windows::fs::MetadataExt;
         const FILE_ATTRIBUTE_HIDDEN: u32 = 0x2;
         let dir = tempfile::tempdir().unwrap();
-        let staged = stage(dir.path(), "id", &mut &b"x"[..]).unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"x"[..]).unwrap();
         let temp = std::fs::metadata(&staged.temp_path).unwrap();
         assert_ne!(temp.file_attributes() & FILE_ATTRIBUTE_HIDDEN, 0);
         let published = commit(&staged, "x.csv").unwrap();
@@ -537,13 +568,20 @@ mod tests {
 
     #[test]
     fn temp_names_are_hidden_partial_and_unique() {
-        let a = temp_name("../evil id");
-        let b = temp_name("../evil id");
+        let a = temp_name("0123abcd", "../evil id");
+        let b = temp_name("0123abcd", "../evil id");
         assert_ne!(a, b);
         assert!(
-            a.starts_with(".xflow-evilid-") && a.ends_with(".partial"),
+            a.starts_with(".xflow-0123abcd-evilid-") && a.ends_with(".partial"),
             "{a}"
         );
-        assert!(!is_our_temp_file(".other.partial"));
+        assert!(is_temp_file_of(&a, "0123abcd"));
+        assert!(is_temp_file(&a));
+        assert!(
+            !is_temp_file_of(&a, "0123abc"),
+            "an owner that is a prefix of ours"
+        );
+        assert!(!is_temp_file_of(&a, "99999999"));
+        assert!(!is_temp_file(".other.partial"));
     }
 }

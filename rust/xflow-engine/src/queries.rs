@@ -5,7 +5,9 @@ use crate::config::System;
 use crate::error::{EngineError, Result};
 use crate::journal::{Journal, Record, RunRecord, State};
 use crate::publish;
-use crate::{state_access, state_dir};
+use crate::spool;
+use crate::state_dir::{self, RunLock};
+use crate::state_access;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -128,7 +130,8 @@ pub fn status(q: &StatusQuery) -> Result<Status> {
                     .find(|r| r.outcome.as_deref() == Some("Succeeded"))
                     .map(|r| (*r).clone()),
                 j.in_state(State::Published)?.len() as u64,
-                (j.in_state(State::Received)?.len() + j.in_state(State::Publishing)?.len()) as u64,
+                (j.in_state(State::Publishing)?.len() + spool::waiting_pages(&q.state_path)?)
+                    as u64,
                 j.in_state(State::Quarantined)?,
             )
         }
@@ -168,7 +171,7 @@ fn stale_in(folder: &Path, threshold: Duration) -> std::io::Result<Vec<(PathBuf,
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let meta = entry.metadata()?;
-        if !meta.is_file() || publish::is_our_temp_file(&name) {
+        if !meta.is_file() || publish::is_temp_file(&name) {
             continue;
         }
         let age = now
@@ -192,8 +195,10 @@ pub struct ReleaseQuery {
 /// Forgets a quarantined delivery once an administrator has dealt with it (for example after
 /// XFlow resent a corrected one under a new id). Its document in the quarantine folder is
 /// removed too. Refuses ids in any other state: those are not the administrator's to drop.
+/// Holds the run lock while it changes the journal, so it never races a run.
 pub fn release_quarantined(q: &ReleaseQuery) -> Result<Record> {
     state_access::require_local(&q.state_path)?;
+    let _lock = RunLock::wait(&q.state_path, RELEASE_LOCK_WAIT)?;
     let mut journal = Journal::open(&q.state_path)?;
     let record = journal
         .get(&q.id)?
@@ -205,6 +210,9 @@ pub fn release_quarantined(q: &ReleaseQuery) -> Result<Record> {
     state_dir::remove_quarantined(&q.state_path, &q.id);
     Ok(record)
 }
+
+/// A run takes seconds; a release waits that long for one to finish before giving up.
+const RELEASE_LOCK_WAIT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

@@ -1,122 +1,160 @@
-//! Recovery, at the start of every run and before anything is fetched: finish or roll back the
-//! publishes an interrupted run left, remove our own leftover temp files, acknowledge what was
-//! published but not acknowledged, and publish what was received into the spool.
+//! Recovery, at the start of every real run (never in a preview) and before anything is fetched:
+//! finish or roll back the publishes an interrupted run left, remove this state folder's own
+//! leftover temp files, acknowledge what was published but not acknowledged, and process the
+//! pages waiting in the spool (mode None).
 //!
 //! It relies on one invariant of the publish protocol: a temp file named in a `publishing` row is
-//! complete and durable (it was fsynced before the journal named it), and only a rename ever
-//! removes it. So "temp file present" means "not published yet" and "temp file gone" means "the
-//! rename happened", even if the importer has since taken the file away.
+//! complete and durable (it was fsynced before the journal named it), and only a rename removes
+//! it (no step ever links or copies it). So "temp file present" means "not published yet" and
+//! "temp file gone" means "the rename happened", even if the importer has since taken the file
+//! away. Only "not found" counts as gone: any other error stops recovery, touching nothing more.
 
+use crate::ack;
+use crate::config::AckMode;
+use crate::crash::crash_point;
 use crate::error::{EngineError, Result};
-use crate::journal::{Record, State};
+use crate::fsops;
+use crate::journal::{Journal, Record, State};
+use crate::names;
+use crate::page::{self, Source};
+use crate::protocol::Client;
 use crate::publish::{self, StagedFile};
-use crate::pull::{Ctx, Payload, Ready};
-use crate::{fsops, names};
-use std::path::{Path, PathBuf};
+use crate::publishing;
+use crate::scope::{Counts, Scope};
+use crate::spool::{self, PageSpool};
+use std::path::Path;
 
-pub(crate) async fn recover(ctx: &mut Ctx<'_>) -> Result<()> {
-    finish_interrupted_publishes(ctx)?;
-    sweep_leftovers(ctx)?;
-    let unacknowledged: Vec<String> = ctx
-        .journal
-        .in_state(State::Published)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    if !unacknowledged.is_empty() {
-        ctx.reporter.verbose(format!(
-            "recovery: acknowledging {} deliveries published by an earlier run",
-            unacknowledged.len()
-        ));
-        ctx.counts.reacknowledged += unacknowledged.len() as u64;
-        ctx.acknowledge(&unacknowledged).await?;
-    }
-    let received = ctx.journal.in_state(State::Received)?;
-    if !received.is_empty() {
-        ctx.reporter.verbose(format!(
-            "recovery: publishing {} deliveries received by an earlier run",
-            received.len()
-        ));
-        let ready = received
+pub(crate) async fn recover(
+    scope: &Scope<'_>,
+    journal: &mut Journal,
+    counts: &mut Counts,
+    client: &Client,
+    spool: &PageSpool,
+) -> Result<()> {
+    finish_interrupted_publishes(scope, journal, counts)?;
+    crash_point!("recovery-after-publishes");
+    sweep_leftovers(scope, journal, spool)?;
+    if scope.cfg.ack_mode == AckMode::Ack {
+        let unacknowledged: Vec<String> = journal
+            .in_state(State::Published)?
             .into_iter()
-            .map(|record| Ready {
-                payload: Payload::Spooled(ctx.spool.path(&record.id)),
-                record,
-            })
+            .map(|r| r.id)
             .collect();
-        let published = ctx.publish_batch(ready)?;
-        for r in &published {
-            ctx.reporter.verbose(format!(
-                "recovery: published {} as {}",
-                r.id,
-                r.file_name.as_deref().unwrap_or(&r.wanted_name)
+        if !unacknowledged.is_empty() {
+            scope.reporter.verbose(format!(
+                "recovery: acknowledging {} deliveries published by an earlier run",
+                unacknowledged.len()
             ));
+            counts.reacknowledged += unacknowledged.len() as u64;
+            ack::acknowledge(scope, journal, client, &unacknowledged).await?;
         }
     }
-    ctx.check_cancel()
+    for page in spool.pages()? {
+        scope.check_cancel()?;
+        scope.reporter.verbose(format!(
+            "recovery: processing the spooled page {}",
+            page.path.display()
+        ));
+        page::process_spooled(
+            scope,
+            journal,
+            counts,
+            client,
+            spool,
+            &page,
+            Source::Spooled,
+        )
+        .await?;
+    }
+    scope.check_cancel()
 }
 
-fn finish_interrupted_publishes(ctx: &mut Ctx<'_>) -> Result<()> {
+fn finish_interrupted_publishes(
+    scope: &Scope<'_>,
+    journal: &mut Journal,
+    counts: &mut Counts,
+) -> Result<()> {
     let mut done = Vec::new();
-    for mut record in ctx.journal.in_state(State::Publishing)? {
-        let temp_name = record.temp_name.clone().unwrap_or_default();
-        let temp = record.folder.join(&temp_name);
-        let outcome = if temp_name.is_empty() || !temp.exists() {
-            Some(find_published_name(ctx, &record)?)
-        } else if let Some(name) = linked_name(&record, &temp) {
-            // A crash between link and unlink (the fallback for filesystems without
-            // RENAME_NOREPLACE) leaves both names on one file: the publish happened.
-            std::fs::remove_file(&temp).map_err(|e| EngineError::from_io(&record.folder, &e))?;
-            Some(name)
-        } else if publish::sha256_of_file(&temp).ok().as_deref() == Some(record.sha256.as_str()) {
-            let staged = StagedFile {
-                dir: record.folder.clone(),
-                temp_path: temp.clone(),
-                size: record.size,
-                sha256: record.sha256.clone(),
-            };
-            Some(publish::commit(&staged, &record.wanted_name)?.file_name)
-        } else {
-            // Never expected (the temp file was durable before it was journaled), but a damaged
-            // temp file is never published: start this delivery over.
-            let _ = std::fs::remove_file(&temp);
-            let spooled = ctx.spool.path(&record.id).exists();
-            ctx.journal
-                .batch(|b| b.roll_back_publishing(&record.id, spooled))?;
-            ctx.reporter.warning(format!(
-                "recovery: the interrupted copy of delivery {} was damaged and was removed; it \
-                 will be delivered again",
-                record.id
-            ));
-            None
+    for mut record in journal.in_state(State::Publishing)? {
+        let folder = record.folder.clone();
+        let io = |e: std::io::Error| EngineError::from_io(&folder, &e);
+        let temp = record.temp_name.as_ref().map(|name| folder.join(name));
+        let present = match &temp {
+            Some(temp) => fsops::exists(temp).map_err(io)?,
+            None => false,
         };
-        if let Some(name) = outcome {
-            ctx.reporter.verbose(format!(
-                "recovery: finished the interrupted publish of {} as {name}",
-                record.id
-            ));
-            record.file_name = Some(name);
-            done.push(record);
-        }
+        let name = match temp {
+            Some(temp) if present => {
+                if publish::sha256_of_file(&temp).map_err(io)? == record.sha256 {
+                    let staged = StagedFile {
+                        dir: folder.clone(),
+                        temp_path: temp,
+                        size: record.size,
+                        sha256: record.sha256.clone(),
+                    };
+                    let name = publish::commit(&staged, &record.wanted_name)?.file_name;
+                    crash_point!("recovery-after-rename");
+                    name
+                } else {
+                    roll_back_damaged(scope, journal, &record, &temp)?;
+                    continue;
+                }
+            }
+            _ => find_published_name(journal, &record)?,
+        };
+        scope.reporter.verbose(format!(
+            "recovery: finished the interrupted publish of {} as {name}",
+            record.id
+        ));
+        record.file_name = Some(name);
+        done.push(record);
     }
-    ctx.finish_published(&mut done)
+    publishing::finish(scope, journal, counts, &mut done)
 }
 
-/// The name a renamed file got: the first candidate name (the wanted name, then its collision
-/// names in order) holding our bytes and not claimed by another delivery. When none does, the
-/// importer has already taken the file away, and the wanted name is recorded.
-fn find_published_name(ctx: &Ctx<'_>, record: &Record) -> Result<String> {
-    for attempt in 0..1000 {
-        let name = candidate(record, attempt);
+/// Never expected (the temp file was durable before it was journaled), but a damaged temp file
+/// is never published: forget the publish first, then remove the file, so a failed commit can
+/// never leave "temp gone" to be read as "renamed". The delivery comes again: from the server
+/// in mode Ack, from its spooled page in mode None.
+fn roll_back_damaged(
+    scope: &Scope<'_>,
+    journal: &mut Journal,
+    record: &Record,
+    temp: &Path,
+) -> Result<()> {
+    journal.batch(|b| b.delete(&record.id).map(drop))?;
+    crash_point!("recovery-after-rollback");
+    fsops::remove_if_exists(temp).map_err(|e| EngineError::from_io(&record.folder, &e))?;
+    scope.reporter.warning(format!(
+        "recovery: the interrupted copy of delivery {} was damaged and was removed; it will be \
+         delivered again",
+        record.id
+    ));
+    Ok(())
+}
+
+/// How many names a delivery may end up under: its wanted name, then its collision names.
+const CANDIDATES: u32 = 1000;
+
+/// The name a renamed file got: the first candidate name (the wanted name, then every collision
+/// name, gaps included: the importer may have taken an earlier one) holding our bytes and not
+/// claimed by another delivery. When none does, the importer has already taken the file away,
+/// and the wanted name is recorded.
+fn find_published_name(journal: &Journal, record: &Record) -> Result<String> {
+    let io = |e: std::io::Error| EngineError::from_io(&record.folder, &e);
+    for attempt in 0..CANDIDATES {
+        let name = if attempt == 0 {
+            record.wanted_name.clone()
+        } else {
+            names::collision_name(&record.wanted_name, &record.sha256, attempt)
+        };
         let path = record.folder.join(&name);
-        let Ok(meta) = std::fs::metadata(&path) else {
-            break;
+        let Some(meta) = fsops::metadata_if_exists(&path).map_err(io)? else {
+            continue;
         };
         if meta.len() == record.size
-            && publish::sha256_of_file(&path).ok().as_deref() == Some(record.sha256.as_str())
-            && !ctx
-                .journal
-                .name_claimed(&record.folder, &name, &record.id)?
+            && publish::sha256_of_file(&path).map_err(io)? == record.sha256
+            && !journal.name_claimed(&record.folder, &name, &record.id)?
         {
             return Ok(name);
         }
@@ -124,68 +162,90 @@ fn find_published_name(ctx: &Ctx<'_>, record: &Record) -> Result<String> {
     Ok(record.wanted_name.clone())
 }
 
-fn candidate(record: &Record, attempt: u32) -> String {
-    if attempt == 0 {
-        record.wanted_name.clone()
-    } else {
-        names::collision_name(&record.wanted_name, &record.sha256, attempt)
-    }
-}
-
-#[cfg(unix)]
-fn linked_name(record: &Record, temp: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let temp_meta = std::fs::metadata(temp).ok()?;
-    if temp_meta.nlink() < 2 {
-        return None;
-    }
-    (0..1000)
-        .map(|attempt| candidate(record, attempt))
-        .map_while(|name| {
-            let meta = std::fs::metadata(record.folder.join(&name)).ok()?;
-            Some((name, meta))
-        })
-        .find(|(_, meta)| meta.dev() == temp_meta.dev() && meta.ino() == temp_meta.ino())
-        .map(|(name, _)| name)
-}
-
-#[cfg(not(unix))]
-fn linked_name(_record: &Record, _temp: &Path) -> Option<String> {
-    None
-}
-
-/// Removes our temp files that no journal row names (a crash before the journal recorded them)
-/// and spool files of deliveries no longer waiting in it.
-fn sweep_leftovers(ctx: &mut Ctx<'_>) -> Result<()> {
-    let folders: Vec<PathBuf> = ctx.cfg.folders.iter().map(|(_, f)| f.clone()).collect();
-    for folder in folders {
-        let keep = ctx.journal.temp_names_in(&folder)?;
-        let entries = std::fs::read_dir(&folder).map_err(|e| EngineError::from_io(&folder, &e))?;
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if publish::is_our_temp_file(&name)
-                && !keep.contains(&name)
-                && std::fs::remove_file(entry.path()).is_ok()
-            {
-                removed += 1;
-            }
+/// Removes this state folder's temp files that no journal row names (a crash before the journal
+/// recorded them), and half-written spooled pages. Other state folders' temp files are theirs.
+fn sweep_leftovers(scope: &Scope<'_>, journal: &Journal, spool: &PageSpool) -> Result<()> {
+    for (_, folder) in &scope.cfg.folders {
+        let io = |e: std::io::Error| EngineError::from_io(folder, &e);
+        let keep = journal.temp_names_in(folder)?;
+        let leftovers: Vec<String> = own_temp_files(folder, scope.state_id)
+            .map_err(io)?
+            .into_iter()
+            .filter(|name| !keep.contains(name))
+            .collect();
+        for name in &leftovers {
+            fsops::remove_if_exists(&folder.join(name)).map_err(io)?;
         }
-        if removed > 0 {
-            fsops::sync_dir(&folder).map_err(|e| EngineError::from_io(&folder, &e))?;
-            ctx.reporter.verbose(format!(
-                "recovery: removed {removed} unfinished temp files from {}",
+        if !leftovers.is_empty() {
+            fsops::sync_dir(folder).map_err(io)?;
+            scope.reporter.verbose(format!(
+                "recovery: removed {} unfinished temp files from {}",
+                leftovers.len(),
                 folder.display()
             ));
         }
     }
-    let waiting: Vec<String> = ctx
-        .journal
-        .in_state(State::Received)?
-        .into_iter()
-        .chain(ctx.journal.in_state(State::Publishing)?)
-        .map(|r| r.id)
-        .collect();
-    ctx.spool.sweep(&waiting);
+    spool.remove_unfinished()?;
     Ok(())
+}
+
+fn own_temp_files(folder: &Path, state_id: &str) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if publish::is_temp_file_of(&name, state_id) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// What recovery would do, for a preview, from the journal (if there is one) and the folders as
+/// they are. Reads only.
+pub(crate) fn describe(
+    cfg: &crate::config::ValidatedConfig,
+    journal: Option<&Journal>,
+) -> Result<Vec<String>> {
+    let mut plans = Vec::new();
+    let waiting = spool::waiting_pages(&cfg.state_path)?;
+    if waiting > 0 {
+        plans.push(format!(
+            "publish the deliveries of {waiting} pages waiting in the spool of {}",
+            cfg.state_path.display()
+        ));
+    }
+    let Some(journal) = journal else {
+        return Ok(plans);
+    };
+    let publishing = journal.in_state(State::Publishing)?.len();
+    if publishing > 0 {
+        plans.push(format!(
+            "finish {publishing} publishes an earlier run left unfinished"
+        ));
+    }
+    let published = journal.in_state(State::Published)?.len();
+    if published > 0 && cfg.ack_mode == AckMode::Ack {
+        plans.push(format!(
+            "acknowledge {published} deliveries published by an earlier run"
+        ));
+    }
+    // A journal a run has not migrated yet names no temp file with a state id.
+    let Ok(state_id) = journal.state_id() else {
+        return Ok(plans);
+    };
+    for (_, folder) in &cfg.folders {
+        let keep = journal.temp_names_in(folder)?;
+        let leftovers = own_temp_files(folder, &state_id)
+            .map_err(|e| EngineError::from_io(folder, &e))?
+            .into_iter()
+            .filter(|name| !keep.contains(name))
+            .count();
+        if leftovers > 0 {
+            plans.push(format!(
+                "remove {leftovers} unfinished temp files from {}",
+                folder.display()
+            ));
+        }
+    }
+    Ok(plans)
 }

@@ -4,9 +4,9 @@
 
 use crate::config::{RunConfig, ValidatedConfig};
 use crate::error::{EngineError, Result};
-use crate::events::{Event, Summary};
-use crate::pull;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use crate::events::{Event, Reporter, Summary};
+use crate::flow;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +37,7 @@ impl Run {
         let run_cancel = cancel.clone();
         let thread = std::thread::Builder::new()
             .name("xflow-run".into())
-            .spawn(move || execute(config, Reporter { tx }, run_cancel))
+            .spawn(move || execute(config, Reporter::new(tx), run_cancel))
             .map_err(|e| EngineError::Internal(format!("cannot start the run thread: {e}")))?;
         Ok(Run {
             events: Some(rx),
@@ -74,35 +74,12 @@ impl Drop for Run {
     }
 }
 
-/// Sends events to the owner. Once the owner has gone, events are dropped silently and the
-/// run winds down through its cancellation token.
-#[derive(Clone)]
-pub(crate) struct Reporter {
-    tx: SyncSender<Event>,
-}
-
-impl Reporter {
-    pub(crate) fn send(&self, event: Event) {
-        let _ = self.tx.send(event);
-    }
-    pub(crate) fn verbose(&self, message: impl Into<String>) {
-        self.send(Event::Verbose {
-            message: message.into(),
-        });
-    }
-    pub(crate) fn warning(&self, message: impl Into<String>) {
-        self.send(Event::Warning {
-            message: message.into(),
-        });
-    }
-}
-
 fn execute(config: ValidatedConfig, reporter: Reporter, cancel: CancellationToken) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     let summary = match runtime {
-        Ok(rt) => rt.block_on(pull::run(&config, &reporter, &cancel)),
+        Ok(rt) => rt.block_on(flow::run(&config, &reporter, &cancel)),
         Err(e) => Summary::failed_to_start(EngineError::Internal(format!(
             "cannot start the runtime: {e}"
         ))),

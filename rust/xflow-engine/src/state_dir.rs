@@ -1,6 +1,5 @@
-//! The state folder's files besides the journal: the run lock, the spool of received payloads
-//! (mode None, where the server has forgotten a delivery once it has handed it out) and the
-//! quarantine of deliveries that failed validation.
+//! The state folder's files besides the journal and the page spool (`spool`): the run lock and
+//! the quarantine of deliveries that failed validation.
 
 use crate::error::{EngineError, Result};
 use crate::{fsops, state_access};
@@ -37,55 +36,29 @@ impl RunLock {
     }
 }
 
+impl RunLock {
+    /// Waits up to `patience` for a run to release the lock; `StateFolderBusy` after that.
+    pub fn wait(state_dir: &Path, patience: std::time::Duration) -> Result<RunLock> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(lock) = RunLock::try_acquire(state_dir)? {
+                return Ok(lock);
+            }
+            if started.elapsed() >= patience {
+                return Err(EngineError::StateFolderBusy {
+                    path: state_dir.to_path_buf(),
+                    seconds: patience.as_secs(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 /// A file name in the state folder for an untrusted delivery id.
 fn id_file_name(id: &str, extension: &str) -> String {
     let digest = hex::encode(Sha256::digest(id.as_bytes()));
     format!("{}.{extension}", &digest[..32])
-}
-
-/// Payloads kept durable in the state folder until they are published.
-pub struct Spool {
-    dir: PathBuf,
-}
-
-impl Spool {
-    pub fn open(state_dir: &Path) -> Result<Spool> {
-        let dir = state_dir.join(SPOOL_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::from_io(&dir, &e))?;
-        Ok(Spool { dir })
-    }
-
-    pub fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(id_file_name(id, "bin"))
-    }
-
-    /// Writes and fsyncs one payload. Call `sync` once after a batch to make the names durable.
-    pub fn put(&self, id: &str, content: &mut dyn Read) -> Result<()> {
-        write_synced(&self.path(id), content).map_err(|e| EngineError::from_io(&self.dir, &e))
-    }
-
-    pub fn sync(&self) -> Result<()> {
-        fsops::sync_dir(&self.dir).map_err(|e| EngineError::from_io(&self.dir, &e))
-    }
-
-    pub fn remove(&self, id: &str) {
-        let _ = std::fs::remove_file(self.path(id));
-    }
-
-    /// Spool files whose id is not in `keep` (left by a crash between spooling and journaling,
-    /// or after publishing). Returns how many were removed.
-    pub fn sweep(&self, keep: &[String]) -> usize {
-        let keep: std::collections::HashSet<String> =
-            keep.iter().map(|id| id_file_name(id, "bin")).collect();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        entries
-            .flatten()
-            .filter(|e| !keep.contains(&e.file_name().to_string_lossy().into_owned()))
-            .filter(|e| std::fs::remove_file(e.path()).is_ok())
-            .count()
-    }
 }
 
 /// Writes a quarantined delivery (as received, with the reason) for an administrator to inspect.
@@ -108,7 +81,7 @@ pub fn remove_quarantined(state_dir: &Path, id: &str) {
 }
 
 /// Our own folder, our own names: write beside, fsync, rename over.
-fn write_synced(path: &Path, content: &mut dyn Read) -> std::io::Result<()> {
+pub(crate) fn write_synced(path: &Path, content: &mut dyn Read) -> std::io::Result<()> {
     let temp = path.with_extension("tmp");
     let mut file = state_access::create_private(&temp)?;
     std::io::copy(content, &mut file)?;
@@ -132,17 +105,15 @@ mod tests {
     }
 
     #[test]
-    fn spool_round_trips_and_sweeps_what_is_not_kept() {
+    fn waiting_for_the_lock_gives_up_with_state_folder_busy() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
-        spool.put("../a", &mut &b"one"[..]).unwrap();
-        spool.put("b", &mut &b"two"[..]).unwrap();
-        spool.sync().unwrap();
-        assert_eq!(std::fs::read(spool.path("../a")).unwrap(), b"one");
-        assert!(spool.path("../a").starts_with(dir.path().join(SPOOL_DIR)));
-        assert_eq!(spool.sweep(&["b".to_owned()]), 1);
-        assert!(!spool.path("../a").exists());
-        assert!(spool.path("b").exists());
+        let held = RunLock::try_acquire(dir.path()).unwrap().unwrap();
+        let err = RunLock::wait(dir.path(), std::time::Duration::from_millis(300))
+            .err()
+            .unwrap();
+        assert_eq!(err.error_id(), "StateFolderBusy");
+        drop(held);
+        assert!(RunLock::wait(dir.path(), std::time::Duration::from_millis(300)).is_ok());
     }
 
     #[test]

@@ -1,46 +1,74 @@
-//! Crash at every boundary of the publish protocol (the `failpoints` feature: `cargo test -p
-//! xflow-engine --features failpoints`), then run again: each delivery must end up exactly once,
-//! byte-identical, with no temp file visible, and acknowledged only once durable.
-//!
-//! A fail point set to `panic` kills the run thread where it stands: no cleanup code runs, the
-//! lock and the journal connection are released as the process would release them.
+//! Real crashes at every boundary of the publish protocol, the page spool, the journal, the
+//! acknowledgement and recovery (`cargo test -p xflow-engine --features failpoints`). A child
+//! process (`xflow-crash-child`) runs the engine and dies at a crash point with `abort`, as
+//! `kill -9` or a power switch would end it: no destructor, no SQLite close, the lock released
+//! by the OS. Then more runs follow (some crashing again, inside recovery), and finally a clean
+//! one. Each delivery must end up exactly once, byte-identical, with no temp file visible and
+//! nothing acknowledged before it was durable and journaled. Nothing may be lost: in mode None
+//! the page is durable in the spool before anything else happens.
 #![cfg(feature = "failpoints")]
 
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use xflow_engine::Outcome;
 
-/// In publish order. `after-spool` and `after-journal-received` exist in mode None only.
-const BOUNDARIES: &[&str] = &[
-    "after-spool",
-    "after-journal-received",
-    "after-stage",
-    "after-journal-publishing",
-    "after-rename",
-    "after-sync-dir",
-    "after-journal-published",
-    "after-ack",
-];
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_crash_at_any_boundary_is_recovered_exactly_once() {
-    let scenario = fail::FailScenario::setup();
-    for mode in ["Ack", "None"] {
-        for &boundary in BOUNDARIES {
-            let mode_only = matches!(boundary, "after-spool" | "after-journal-received");
-            if (mode == "Ack" && mode_only) || (mode == "None" && boundary == "after-ack") {
-                continue;
-            }
-            crash_then_recover(mode, boundary).await;
-        }
-    }
-    scenario.teardown();
+/// What a child run printed, and how it ended.
+struct ChildRun {
+    events: Vec<Value>,
+    status: std::process::ExitStatus,
 }
 
-async fn crash_then_recover(mode: &str, boundary: &str) {
-    let env = env().await;
+impl ChildRun {
+    fn crashed(&self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        self.status.signal() == Some(libc::SIGABRT)
+    }
+    fn summary(&self) -> Option<&Value> {
+        self.events.iter().rev().find(|e| e["kind"] == "summary")
+    }
+}
+
+/// Runs `config` in a child process with `env_vars` (XFLOW_CRASH_AT / XFLOW_FAIL_AT).
+fn child_run(config: &Value, env_vars: &[(&str, &str)]) -> ChildRun {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xflow-crash-child"))
+        .envs(env_vars.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the crash child starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let events = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event per line"))
+        .collect();
+    ChildRun {
+        events,
+        status: output.status,
+    }
+}
+
+fn crash_at(config: &Value, point: &str, context: &str) {
+    let run = child_run(config, &[("XFLOW_CRASH_AT", point)]);
+    assert!(
+        run.crashed(),
+        "{context}: the crash point {point} was not reached ({:?}): {:?}",
+        run.status,
+        run.events
+    );
+}
+
+async fn backlog(env: &Env, mode: &str) {
     let sim_mode = if mode == "Ack" {
         xflow_sim::Mode::Ack
     } else {
@@ -53,55 +81,254 @@ async fn crash_then_recover(mode: &str, boundary: &str) {
         )
         .await
         .unwrap();
-    let all = server_view(&env.state().await);
+}
 
-    fail::cfg(boundary, "panic").unwrap();
-    let crashed = env.run_mode(mode).await;
-    fail::remove(boundary);
-    assert!(
-        crashed.summary.is_none(),
-        "{mode}/{boundary}: the fail point was not reached: {}",
-        crashed.text()
-    );
-    if mode == "Ack" {
-        // Nothing is acknowledged before it is durable and journaled as published.
-        let state = env.state().await;
-        let acked = server_view(&state)
-            .into_iter()
-            .filter(|(_, _, s, _)| s == "acked")
-            .count();
-        if boundary != "after-ack" {
-            assert_eq!(acked, 0, "{mode}/{boundary}: acknowledged before durable");
-        }
-    }
-
-    let recovered = env.run_mode(mode).await;
-    recovered.expect(Outcome::Succeeded, &format!("{mode}/{boundary}"));
-    let files = env.files();
-    for f in &files {
-        let name = f.file_name().unwrap().to_string_lossy();
-        assert!(
-            !name.ends_with(".partial"),
-            "{mode}/{boundary}: temp file {name} left"
-        );
-    }
-    let hashes: Vec<String> = files
+/// In mode Ack nothing may be acknowledged that is not durable in its folder right now.
+async fn assert_acked_are_durable(env: &Env, context: &str) {
+    let hashes: Vec<String> = env
+        .files()
         .iter()
+        .filter(|f| !f.to_string_lossy().ends_with(".partial"))
         .map(|f| sha256_hex(&std::fs::read(f).unwrap()))
         .collect();
-    // Mode None: the server forgot the page when it handed it out, so a crash before the page
-    // was spooled and journaled may lose that page (and only that page). Never a duplicate.
-    let may_lose = mode == "None" && boundary == "after-spool";
-    for (id, sha, _, _) in &all {
-        let copies = hashes.iter().filter(|h| *h == sha).count();
-        if may_lose {
-            assert!(copies <= 1, "{mode}/{boundary}: {id} landed {copies} times");
-        } else {
-            assert_eq!(copies, 1, "{mode}/{boundary}: {id} landed {copies} times");
+    for (id, sha, state, _) in server_view(&env.state().await) {
+        if state == "acked" {
+            assert!(
+                hashes.contains(&sha),
+                "{context}: {id} acknowledged but not in its folder"
+            );
         }
     }
+}
+
+/// Crashes at each of `points` in turn (one run each), then runs cleanly and checks.
+async fn crash_then_recover(mode: &str, points: &[&str]) {
+    let context = format!("{mode}/{}", points.join(" then "));
+    let env = env().await;
+    backlog(&env, mode).await;
+    let config = env.config(mode);
+    for point in points {
+        crash_at(&config, point, &context);
+        if mode == "Ack" {
+            assert_acked_are_durable(&env, &context).await;
+        }
+    }
+    let recovered = env.run_mode(mode).await;
+    recovered.expect(Outcome::Succeeded, &context);
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_eq!(env.files().len(), 6, "{context}: {:?}", env.files());
     if mode == "Ack" {
-        let state = env.state().await;
-        assert_server_states(&state, "acked", &format!("{mode}/{boundary}"));
+        assert_server_states(&state, "acked", &context);
+    }
+    let spool = env.state.join("spool");
+    assert_eq!(
+        std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0),
+        0,
+        "{context}: the spool still holds pages"
+    );
+}
+
+/// Every boundary, in publish order. `#n`: the n-th time the point is reached (a crash in the
+/// middle of a page's renames).
+const ACK_POINTS: &[&str] = &[
+    "after-stage",
+    "after-journal-publishing",
+    "after-rename",
+    "after-rename#4",
+    "after-sync-dir",
+    "after-journal-published",
+    "after-ack",
+];
+const NONE_POINTS: &[&str] = &[
+    "after-spool",
+    "after-stage",
+    "after-journal-publishing",
+    "after-rename",
+    "after-rename#4",
+    "after-sync-dir",
+    "after-journal-published",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_any_boundary_is_recovered_exactly_once_in_mode_ack() {
+    for point in ACK_POINTS {
+        crash_then_recover("Ack", &[point]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_any_boundary_loses_nothing_in_mode_none() {
+    for point in NONE_POINTS {
+        crash_then_recover("None", &[point]).await;
+    }
+}
+
+/// A crash, then a crash while recovering from it, then a clean run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_during_recovery_is_recovered_too() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "Ack",
+            &["after-journal-publishing", "recovery-after-rename"],
+        ),
+        ("Ack", &["after-rename#2", "recovery-after-publishes"]),
+        ("Ack", &["after-sync-dir", "after-journal-published"]),
+        ("Ack", &["after-journal-published", "after-ack"]),
+        ("None", &["after-spool", "after-rename#2"]),
+        (
+            "None",
+            &["after-journal-publishing", "recovery-after-rename"],
+        ),
+        ("None", &["after-rename#3", "after-journal-published"]),
+    ];
+    for (mode, points) in cases {
+        crash_then_recover(mode, points).await;
+    }
+}
+
+/// A temp file recovery finds damaged is forgotten in the journal first and removed after: a
+/// crash in between must not turn "temp gone" into "published".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_rolling_back_a_damaged_temp_and_removing_it_loses_nothing() {
+    for mode in ["Ack", "None"] {
+        let env = env().await;
+        backlog(&env, mode).await;
+        let config = env.config(mode);
+        crash_at(&config, "after-journal-publishing", mode);
+        let temp = env
+            .files()
+            .into_iter()
+            .find(|f| f.to_string_lossy().ends_with(".partial"))
+            .expect("staged temp files");
+        std::fs::write(&temp, b"damaged").unwrap();
+        crash_at(&config, "recovery-after-rollback", mode);
+        let recovered = env.run_mode(mode).await;
+        recovered.expect(Outcome::Succeeded, mode);
+        // The rollback was committed before the crash: the damaged file is now an unrecorded
+        // leftover, swept; the delivery comes again and lands once.
+        assert!(
+            recovered.text().contains("removed 1 unfinished temp files"),
+            "{mode}: {}",
+            recovered.text()
+        );
+        assert_each_exactly_once(&env, &env.state().await);
+        assert_eq!(env.files().len(), 6, "{mode}");
+    }
+}
+
+/// The journal cannot record the renamed files as published (a full or read-only state folder):
+/// nothing is acknowledged, and the next run finishes the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_journal_commit_after_renaming_acknowledges_nothing() {
+    let env = env().await;
+    backlog(&env, "Ack").await;
+    let failed = child_run(
+        &env.config("Ack"),
+        &[("XFLOW_FAIL_AT", "journal-published")],
+    );
+    let summary = failed.summary().expect("the run ends with a summary");
+    assert_eq!(summary["outcome"], "Failed", "{:?}", failed.events);
+    let state = env.state().await;
+    assert!(
+        server_view(&state).iter().all(|(_, _, s, _)| s != "acked"),
+        "acknowledged without a journaled publish"
+    );
+    let next = env.run_mode("Ack").await;
+    next.expect(Outcome::Succeeded, "after the failed commit");
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_server_states(&state, "acked", "after the failed commit");
+}
+
+/// Two deliveries asking for the same name, with a crash after the first rename: the second
+/// still gets its own collision name, and recovery tells the two apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_deliveries_with_one_name_under_a_crash_both_land_once() {
+    for mode in ["Ack", "None"] {
+        let env = env().await;
+        backlog(&env, mode).await;
+        let same = |body: &str| json!({"system": "Prisme", "fileName": "G69.txt", "text": body});
+        env.enqueue(json!([same("first"), same("second")])).await;
+        crash_at(&env.config(mode), "after-rename#7", mode);
+        let recovered = env.run_mode(mode).await;
+        recovered.expect(Outcome::Succeeded, mode);
+        assert_each_exactly_once(&env, &env.state().await);
+        assert_eq!(env.files().len(), 8, "{mode}: {:?}", env.files());
+        assert!(env.prisme.join("G69.txt").exists(), "{mode}");
+    }
+}
+
+/// Everything a preview could change: each file under the import folders and the state folder
+/// (name, bytes), except SQLite's shared-memory index, which only mirrors the WAL.
+fn snapshot(env: &Env) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for root in [&env.sd_loen, &env.prisme, &env.state] {
+        for entry in walk(root) {
+            let name = entry.to_string_lossy().into_owned();
+            if !name.ends_with("-shm") {
+                files.push((name, std::fs::read(&entry).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A preview after a crash says what recovery would do and does none of it: no rename, no
+/// acknowledgement, no journal or spool change; the real run then recovers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preview_after_a_crash_reports_recovery_and_changes_nothing() {
+    for (mode, point, expected) in [
+        ("Ack", "after-journal-publishing", "finish 6 publishes"),
+        ("Ack", "after-journal-published", "acknowledge 6 deliveries"),
+        ("None", "after-spool", "pages waiting in the spool"),
+    ] {
+        let context = format!("{mode}/{point}");
+        let env = env().await;
+        backlog(&env, mode).await;
+        let config = env.config(mode);
+        crash_at(&config, point, &context);
+        let before = snapshot(&env);
+        let server_before = server_view(&env.state().await);
+        let mut preview_config = config.clone();
+        preview_config["whatIf"] = json!(true);
+        let preview = env.run(preview_config).await;
+        preview.expect(Outcome::Succeeded, &context);
+        assert!(
+            preview.events.iter().any(|e| matches!(e,
+                xflow_engine::Event::Preview { message }
+                    if message.starts_with("Recover:") && message.contains(expected))),
+            "{context}: {}",
+            preview.text()
+        );
+        assert_eq!(
+            snapshot(&env),
+            before,
+            "{context}: the preview changed a file"
+        );
+        assert_eq!(
+            server_view(&env.state().await),
+            server_before,
+            "{context}: the preview changed the server"
+        );
+        env.run_mode(mode)
+            .await
+            .expect(Outcome::Succeeded, &context);
+        assert_each_exactly_once(&env, &env.state().await);
+        assert_eq!(env.files().len(), 6, "{context}");
     }
 }

@@ -365,6 +365,182 @@ async fn what_if_plans_without_writing_or_acknowledging() {
     assert!(server_view(&state).iter().all(|(_, _, _, acks)| *acks == 0));
 }
 
+/// Reproduced before the fix: a preview in mode None fetched a page, the server forgot it, and
+/// the next real run delivered nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preview_in_mode_none_fetches_nothing_and_the_real_run_delivers_everything() {
+    let env = env().await;
+    env.control
+        .settings(Some(xflow_sim::Mode::None), None)
+        .await
+        .unwrap();
+    let ids = sample_backlog(&env).await;
+    let mut config = env.config("None");
+    config["whatIf"] = json!(true);
+    let preview = env.run(config).await;
+    preview.expect(Outcome::Succeeded, "preview");
+    assert!(
+        preview.events.iter().any(|e| matches!(e,
+            Event::Preview { message } if message.contains("not previewed"))),
+        "{}",
+        preview.text()
+    );
+    assert_server_states(&env.state().await, "pending", "after the preview");
+    assert!(env.files().is_empty());
+    assert!(!env.state.exists(), "a preview creates no state folder");
+    let real = env.run_mode("None").await;
+    real.expect(Outcome::Succeeded, "real run");
+    assert_eq!(env.files().len(), ids.len());
+    assert_each_exactly_once(&env, &env.state().await);
+}
+
+/// Recovery sweeps only the temp files its own state folder staged and no journal row names:
+/// another installation's temp files in the same folder are left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_sweeps_only_its_own_unrecorded_temp_files() {
+    let env = env().await;
+    env.run_mode("Ack")
+        .await
+        .expect(Outcome::Succeeded, "first run");
+    let own_id = xflow_engine::journal::Journal::open(&env.state)
+        .unwrap()
+        .state_id()
+        .unwrap();
+    let own = env
+        .sd_loen
+        .join(xflow_engine::publish::temp_name(&own_id, "left-by-a-crash"));
+    let foreign = env.sd_loen.join(xflow_engine::publish::temp_name(
+        "0a1b2c3d4e5f",
+        "another-installation",
+    ));
+    std::fs::write(&own, b"half").unwrap();
+    std::fs::write(&foreign, b"theirs").unwrap();
+    env.run_mode("Ack")
+        .await
+        .expect(Outcome::Succeeded, "second run");
+    assert!(!own.exists(), "our own leftover stays");
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"theirs");
+}
+
+/// A delivery that comes again after its file was published and then deleted by an
+/// administrator is acknowledged again, never written again, and the run says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_id_whose_file_was_deleted_is_acknowledged_not_rewritten() {
+    let env = env().await;
+    env.enqueue(json!([text("SDLoen", "a.csv", "a")])).await;
+    env.fault("ackForgotten", 1, json!(null)).await;
+    env.run_mode("Ack")
+        .await
+        .expect(Outcome::Succeeded, "first run");
+    std::fs::remove_file(env.sd_loen.join("a.csv")).unwrap();
+    let second = env.run_mode("Ack").await;
+    second.expect(Outcome::Succeeded, "second run");
+    assert_eq!(second.summary().reacknowledged, 1);
+    assert!(env.files().is_empty(), "rewritten: {:?}", env.files());
+    assert!(
+        second.events.iter().any(|e| matches!(e,
+            Event::Warning { message } if message.contains("came again")
+                && message.contains("no longer there"))),
+        "{}",
+        second.text()
+    );
+    assert_server_states(&env.state().await, "acked", "after the second run");
+}
+
+/// Ctrl+C while a page is being staged: the run ends Cancelled with no temp file visible, and
+/// the next run delivers everything once.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_in_the_middle_of_a_page_leaves_nothing_partial() {
+    let env = env().await;
+    env.control
+        .generate(&json!({"count": 40, "size": 150_000, "systems": ["SDLoen", "Prisme"]}))
+        .await
+        .unwrap();
+    let mut config = env.config("Ack");
+    config["timeoutSec"] = json!(120);
+    let report = tokio::task::spawn_blocking(move || {
+        let run = xflow_engine::Run::start(
+            xflow_engine::RunConfig::from_json(config.to_string().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let mut events = Vec::new();
+        loop {
+            match run.next_event(std::time::Duration::from_secs(120)) {
+                xflow_engine::NextEvent::Event(e) => {
+                    if matches!(&e, Event::Verbose { message } if message.starts_with("received")) {
+                        run.cancel();
+                    }
+                    events.push(e);
+                }
+                xflow_engine::NextEvent::Timeout => panic!("no event for 120 s"),
+                xflow_engine::NextEvent::Finished => break,
+            }
+        }
+        events
+    })
+    .await
+    .unwrap();
+    let summary = report
+        .iter()
+        .find_map(|e| match e {
+            Event::Summary(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(summary.outcome, Outcome::Cancelled, "{report:?}");
+    assert!(
+        env.files()
+            .iter()
+            .all(|f| !f.to_string_lossy().ends_with(".partial")),
+        "a temp file is left: {:?}",
+        env.files()
+    );
+    env.run_mode("Ack")
+        .await
+        .expect(Outcome::Succeeded, "next run");
+    assert_eq!(env.files().len(), 40);
+    assert_each_exactly_once(&env, &env.state().await);
+}
+
+/// The deadline strikes while the page's acknowledgement is under way: the files are published
+/// and journaled, the next run acknowledges them without writing them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deadline_in_the_middle_of_a_page_is_finished_by_the_next_run() {
+    let env = env().await;
+    env.enqueue(json!([
+        text("SDLoen", "a.csv", "a"),
+        text("Prisme", "b.txt", "b")
+    ]))
+    .await;
+    env.control
+        .fault(
+            "delayMs",
+            Some(xflow_sim::Target::Ack),
+            Some(1),
+            json!({"ms": 30_000}),
+        )
+        .await
+        .unwrap();
+    let mut config = env.config("Ack");
+    // Long enough for the fetch and the publish even on a loaded machine; the stalled
+    // acknowledgement takes far longer.
+    config["deadlineSec"] = json!(5);
+    let report = env.run(config).await;
+    assert_eq!(
+        report.summary().error.as_ref().map(|e| e.error_id),
+        Some("DeadlineExceeded"),
+        "{}",
+        report.text()
+    );
+    assert_eq!(env.files().len(), 2, "published before the acknowledgement");
+    let next = env.run_mode("Ack").await;
+    next.expect(Outcome::Succeeded, "next run");
+    assert_eq!(next.summary().delivered, 0);
+    assert_eq!(next.summary().reacknowledged, 2);
+    assert_each_exactly_once(&env, &env.state().await);
+    assert_server_states(&env.state().await, "acked", "after the next run");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_stops_at_its_deadline_and_the_next_run_carries_on() {
     let env = env().await;

@@ -1,0 +1,246 @@
+//! One run from start to end. A real run takes the state folder's lock, recovers what an earlier
+//! run left unfinished, then fetches pages of pending deliveries and hands each to the page step,
+//! and records itself in the journal. A preview (-WhatIf) goes to `preview` and changes nothing.
+//! The steps (recovery, page, publishing, ack, quarantine) never call back into this module.
+
+use crate::config::{AckMode, System, ValidatedConfig};
+use crate::crash::crash_point;
+use crate::error::{EngineError, Result};
+use crate::events::{Event, Outcome, Reporter, Summary};
+use crate::journal::{self, Journal, RunRecord};
+use crate::page::{self, Source};
+use crate::preview;
+use crate::protocol::Client;
+use crate::quarantine;
+use crate::recovery;
+use crate::scope::{Counts, Scope};
+use crate::spool::PageSpool;
+use crate::state_access;
+use crate::state_dir::RunLock;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Runs to the end and returns the summary; the journal records the run when it got that far.
+pub(crate) async fn run(
+    cfg: &ValidatedConfig,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Summary {
+    let started = Instant::now();
+    let started_at = journal::now();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let mut counts = Counts::default();
+    if cfg.what_if {
+        let result = preview::run(cfg, reporter, cancel, &mut counts).await;
+        return summary(run_id, started_at, started, counts, result.map(|()| true));
+    }
+    let (result, journal) = deliver(cfg, reporter, cancel, &run_id, &started_at, &mut counts).await;
+    let summary = summary(run_id, started_at, started, counts, result);
+    if let Some(mut journal) = journal
+        && let Err(e) = journal.finish_run(&run_record(&summary))
+    {
+        reporter.warning(format!("could not record the run in the journal: {e}"));
+    }
+    summary
+}
+
+/// What the run ended with: `Ok(false)` when another run held the lock.
+type Ended = Result<bool>;
+
+fn summary(
+    run_id: String,
+    started_at: String,
+    started: Instant,
+    counts: Counts,
+    result: Ended,
+) -> Summary {
+    let (outcome, error) = match result {
+        Ok(false) => (Outcome::Locked, None),
+        Ok(true) if counts.failed > 0 => (Outcome::CompletedWithErrors, None),
+        Ok(true) => (Outcome::Succeeded, None),
+        Err(EngineError::Cancelled) => (Outcome::Cancelled, Some(EngineError::Cancelled)),
+        Err(e) => (Outcome::Failed, Some(e)),
+    };
+    Summary {
+        run_id,
+        outcome,
+        delivered: counts.delivered,
+        failed: counts.failed,
+        skipped: counts.skipped,
+        reacknowledged: counts.reacknowledged,
+        pages: counts.pages,
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: error.map(|e| e.report()),
+    }
+}
+
+/// The real run. Returns the journal once opened, so that the run can be recorded in it.
+async fn deliver(
+    cfg: &ValidatedConfig,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+    run_id: &str,
+    started_at: &str,
+    counts: &mut Counts,
+) -> (Ended, Option<Journal>) {
+    let opened = async {
+        for (_, folder) in &cfg.folders {
+            require_folder(folder)?;
+        }
+        for warning in state_access::prepare(&cfg.state_path, false)? {
+            reporter.warning(warning);
+        }
+        let Some(lock) = RunLock::try_acquire(&cfg.state_path)? else {
+            reporter.warning(format!(
+                "another run holds the lock on {}; this run does nothing",
+                cfg.state_path.display()
+            ));
+            return Ok(None);
+        };
+        let mut journal = Journal::open(&cfg.state_path)?;
+        journal.begin_run(run_id, started_at)?;
+        Ok(Some((lock, journal)))
+    };
+    let (_lock, mut journal) = match opened.await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return (Ok(false), None),
+        Err(e) => return (Err(e), None),
+    };
+    let work = async {
+        let state_id = journal.state_id()?;
+        let scope = Scope {
+            cfg,
+            reporter,
+            cancel,
+            run_id,
+            state_id: &state_id,
+        };
+        let client = Client::new(cfg)?;
+        let spool = PageSpool::open(&cfg.state_path)?;
+        recovery::recover(&scope, &mut journal, counts, &client, &spool).await?;
+        pull(&scope, &mut journal, counts, &client, &spool).await?;
+        quarantine::report_earlier(&scope, &journal, counts)?;
+        page::report_unreadable(&scope, &spool, counts)
+    };
+    let result = match tokio::time::timeout(cfg.deadline, work).await {
+        Ok(result) => result.map(|()| true),
+        Err(_) => Err(EngineError::DeadlineExceeded {
+            seconds: cfg.deadline.as_secs(),
+        }),
+    };
+    (result, Some(journal))
+}
+
+fn run_record(s: &Summary) -> RunRecord {
+    RunRecord {
+        run_id: s.run_id.clone(),
+        started_at: s.started_at.clone(),
+        finished_at: Some(journal::now()),
+        outcome: Some(format!("{:?}", s.outcome)),
+        delivered: s.delivered,
+        failed: s.failed,
+        skipped: s.skipped,
+        reacknowledged: s.reacknowledged,
+        duration_ms: Some(s.duration_ms),
+        error_id: s.error.as_ref().map(|e| e.error_id.to_owned()),
+        message: s.error.as_ref().map(|e| e.message.clone()),
+    }
+}
+
+fn require_folder(folder: &Path) -> Result<()> {
+    match std::fs::metadata(folder) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(EngineError::PublishFailed {
+            path: folder.to_path_buf(),
+            reason: "not a folder".into(),
+        }),
+        Err(e) => Err(EngineError::from_io(folder, &e)),
+    }
+}
+
+/// Fetches pages until the server has nothing more, a page brings nothing new in this run (so a
+/// server that keeps returning refused deliveries, or says hasMore forever, cannot keep us
+/// busy), or the page limit is reached.
+async fn pull(
+    scope: &Scope<'_>,
+    journal: &mut Journal,
+    counts: &mut Counts,
+    client: &Client,
+    spool: &PageSpool,
+) -> Result<()> {
+    let cfg = scope.cfg;
+    let systems: Vec<System> = cfg.folders.iter().map(|(s, _)| *s).collect();
+    let mut seen = HashSet::new();
+    // Deliveries left pending at the head of the queue (mode Ack): each page asks for that many
+    // more, so refused deliveries never hide the ones behind them.
+    let mut held_back = 0u32;
+    for page_no in 1..=cfg.max_pages {
+        scope.check_cancel()?;
+        let limit = cfg.page_size + held_back.min(cfg.page_size.saturating_mul(9));
+        scope.reporter.verbose(format!(
+            "GET {} (page {page_no}, limit {limit})",
+            client.deliveries_url()
+        ));
+        let body = scope
+            .cancellable(client.fetch_page(&systems, limit))
+            .await?;
+        counts.pages += 1;
+        let has_more = match cfg.ack_mode {
+            AckMode::Ack => {
+                let page = body.parse()?;
+                let fresh: Vec<_> = page
+                    .deliveries
+                    .into_iter()
+                    .filter(|d| seen.insert(d.id.clone()))
+                    .collect();
+                if fresh.is_empty() {
+                    break;
+                }
+                scope
+                    .reporter
+                    .verbose(format!("received {} deliveries", fresh.len()));
+                held_back +=
+                    page::process(scope, journal, counts, client, &fresh, Source::Fetched).await?;
+                page.has_more
+            }
+            AckMode::None => {
+                // The server has forgotten these deliveries: the page is made durable as it
+                // came, before anything else looks at it.
+                let spooled = spool.keep(body.bytes())?;
+                drop(body);
+                crash_point!("after-spool");
+                let Some(page) = page::process_spooled(
+                    scope,
+                    journal,
+                    counts,
+                    client,
+                    spool,
+                    &spooled,
+                    Source::Fetched,
+                )
+                .await?
+                else {
+                    break;
+                };
+                let fresh = page.ids.into_iter().filter(|id| seen.insert(id.clone()));
+                if fresh.count() == 0 {
+                    break;
+                }
+                page.has_more
+            }
+        };
+        scope.reporter.send(Event::Progress {
+            activity: "XFlow delivery".into(),
+            status: format!("{} delivered, {} refused", counts.delivered, counts.failed),
+            current: counts.delivered + counts.failed,
+            total: None,
+        });
+        if !has_more {
+            break;
+        }
+    }
+    Ok(())
+}

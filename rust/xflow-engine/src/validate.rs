@@ -1,0 +1,150 @@
+//! Checking one delivery before anything is written: a known system with a folder, a size under
+//! the limit, valid base64 whose sha256 is the announced one (decoded in a stream, never held).
+
+use crate::config::{System, ValidatedConfig};
+use crate::error::EngineError;
+use crate::journal::{self, Record, State};
+use crate::names;
+use crate::protocol::WireDelivery;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::PathBuf;
+
+/// A delivery ready to be published: the journal row it will get and its content, still base64
+/// in the page it came in.
+pub(crate) struct Ready<'a> {
+    pub record: Record,
+    pub content: &'a str,
+}
+
+impl Ready<'_> {
+    /// The decoded bytes, streamed: memory stays flat however large the delivery.
+    pub fn open(&self) -> impl Read + '_ {
+        base64::read::DecoderReader::new(
+            self.content.as_bytes(),
+            &base64::engine::general_purpose::STANDARD,
+        )
+    }
+}
+
+pub(crate) enum Verdict<'a> {
+    Ready(Box<Ready<'a>>),
+    /// Kept out of the folders (quarantined, or in a preview only reported).
+    Refused {
+        system: Option<System>,
+        error: EngineError,
+    },
+    /// For a system with no folder while the server still holds it (mode Ack): left pending.
+    NoFolder(System),
+}
+
+/// Judges `wire`. `server_keeps_it` is false where the server has already forgotten the delivery
+/// (mode None, a spooled page): a delivery for a system without a folder is then refused (kept in
+/// quarantine) instead of left pending.
+pub(crate) fn judge<'a>(
+    cfg: &ValidatedConfig,
+    run_id: &str,
+    wire: &'a WireDelivery<'a>,
+    server_keeps_it: bool,
+) -> Verdict<'a> {
+    let refused = |system, reason: String| Verdict::Refused {
+        system,
+        error: EngineError::InvalidDelivery {
+            id: wire.id.clone(),
+            reason,
+        },
+    };
+    let Some(system) = System::from_wire(&wire.system) else {
+        return refused(None, format!("unknown system '{}'", wire.system));
+    };
+    let Some(folder) = cfg.folder_for(system) else {
+        if server_keeps_it {
+            return Verdict::NoFolder(system);
+        }
+        return refused(
+            Some(system),
+            format!(
+                "it is for {}, which has no folder configured (kept, since ack mode None means \
+                 the server has forgotten it)",
+                system.wire_name()
+            ),
+        );
+    };
+    match verify(wire, cfg.max_delivery_bytes) {
+        Ok(size) => Verdict::Ready(Box::new(Ready {
+            record: ready_record(wire, system, folder.to_path_buf(), size, run_id),
+            content: &wire.content,
+        })),
+        Err(error) => Verdict::Refused {
+            system: Some(system),
+            error,
+        },
+    }
+}
+
+fn ready_record(
+    wire: &WireDelivery<'_>,
+    system: System,
+    folder: PathBuf,
+    size: u64,
+    run_id: &str,
+) -> Record {
+    Record {
+        wanted_name: names::safe_file_name(&wire.file_name, &wire.id),
+        requested_name: wire.file_name.clone(),
+        id: wire.id.clone(),
+        system,
+        file_name: None,
+        folder,
+        temp_name: None,
+        sha256: wire.sha256.trim().to_ascii_lowercase(),
+        size,
+        created_at: wire.created_at.clone(),
+        state: State::Publishing,
+        reason: None,
+        run_id: run_id.to_owned(),
+        received_at: journal::now(),
+        published_at: None,
+        acknowledged_at: None,
+    }
+}
+
+/// Checks size, base64 and sha256 by decoding in a stream. Returns the decoded size.
+fn verify(wire: &WireDelivery<'_>, max_bytes: u64) -> Result<u64, EngineError> {
+    let invalid = |reason: String| EngineError::InvalidDelivery {
+        id: wire.id.clone(),
+        reason,
+    };
+    let approximate = (wire.content.len() as u64 / 4) * 3;
+    if approximate > max_bytes {
+        return Err(invalid(format!(
+            "it is about {approximate} bytes, more than the limit of {max_bytes}"
+        )));
+    }
+    let mut decoder = base64::read::DecoderReader::new(
+        wire.content.as_bytes(),
+        &base64::engine::general_purpose::STANDARD,
+    );
+    let mut hasher = Sha256::new();
+    let mut buf = [0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = decoder
+            .read(&mut buf)
+            .map_err(|e| invalid(format!("content is not valid base64: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if !actual.eq_ignore_ascii_case(wire.sha256.trim()) {
+        return Err(EngineError::HashMismatch {
+            id: wire.id.clone(),
+            expected: wire.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(size)
+}
