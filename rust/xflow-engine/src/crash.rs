@@ -4,6 +4,8 @@
 //! released by the OS. `XFLOW_CRASH_AT=after-rename#3` ends it the third time that point is
 //! reached. `XFLOW_FAIL_AT=<point>` makes the step at that point fail with an error instead (a
 //! journal commit that fails), which the run must survive without acknowledging anything.
+//! `XFLOW_RENAME_FALLBACK` makes `fsops` use its fallback for file systems without a no-replace
+//! rename, so that its crash behaviour is tested on one that has it.
 
 /// Ends the process here when the crash tests ask for it.
 macro_rules! crash_point {

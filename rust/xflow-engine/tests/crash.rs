@@ -332,3 +332,62 @@ async fn a_preview_after_a_crash_reports_recovery_and_changes_nothing() {
         assert_eq!(env.files().len(), 6, "{context}");
     }
 }
+
+/// File systems without a no-replace rename (NFS, CIFS, ZFS) use the fallback. A crash before a
+/// rename, and a crash after it followed by the importer taking every visible file before
+/// recovery runs: either way each delivery ends up exactly once (the importer's share counted).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rename_fallback_tells_published_from_unpublished_after_a_crash() {
+    let fallback = [("XFLOW_RENAME_FALLBACK", "1")];
+    for (point, importer_takes_files) in [
+        ("after-journal-publishing", false),
+        ("after-rename#3", false),
+        ("after-rename#3", true),
+        ("after-sync-dir", true),
+    ] {
+        let context = format!("fallback/{point}/importer {importer_takes_files}");
+        let env = env().await;
+        backlog(&env, "Ack").await;
+        let config = env.config("Ack");
+        let crashed = child_run(&config, &[fallback[0], ("XFLOW_CRASH_AT", point)]);
+        assert!(crashed.crashed(), "{context}: {:?}", crashed.events);
+        let mut taken = Vec::new();
+        if importer_takes_files {
+            for file in env.files() {
+                if !file.to_string_lossy().ends_with(".partial") {
+                    taken.push(sha256_hex(&std::fs::read(&file).unwrap()));
+                    std::fs::remove_file(file).unwrap();
+                }
+            }
+            assert!(
+                !taken.is_empty(),
+                "{context}: nothing was published before the crash"
+            );
+        }
+        let recovered = child_run(&config, &fallback);
+        let summary = recovered.summary().expect("a summary");
+        assert_eq!(
+            summary["outcome"], "Succeeded",
+            "{context}: {:?}",
+            recovered.events
+        );
+        let mut landed: Vec<String> = env
+            .files()
+            .iter()
+            .map(|f| {
+                assert!(
+                    !f.to_string_lossy().ends_with(".partial"),
+                    "{context}: {f:?}"
+                );
+                sha256_hex(&std::fs::read(f).unwrap())
+            })
+            .collect();
+        landed.extend(taken);
+        let state = env.state().await;
+        for (id, sha, _, _) in server_view(&state) {
+            let copies = landed.iter().filter(|h| **h == sha).count();
+            assert_eq!(copies, 1, "{context}: {id} landed {copies} times");
+        }
+        assert_server_states(&state, "acked", &context);
+    }
+}
