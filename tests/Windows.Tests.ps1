@@ -132,7 +132,7 @@ Describe 'Windows only' {
         $deep.Length | Should -BeGreaterThan 260
         $odd = ($deep -replace '\\', '/') + '../' + (Split-Path -Leaf $deep.TrimEnd('\'))
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = ('lang ' + ('n' * 80) + '.csv'); Bytes = [byte[]](9) }) | Out-Null
-        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f -Extra @{ SdLoenPath = $odd; PrismePath = $null }
+        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f -Extra @{ SdLoenPath = $odd }
         $out = @(Invoke-XFlowDelivery @params)
         $out[-1].Outcome | Should -Be 'Succeeded'
         @(Get-ChildItem -LiteralPath "\\?\$deep" -File).Count | Should -Be 1

@@ -69,7 +69,7 @@ namespace XFlowDelivery.Cmdlets
         [ValidateRange(1, 86400)]
         public int DeadlineSec { get; set; } = 600;
 
-        /// <summary>An explicit HTTP proxy; without it the system proxy settings apply.</summary>
+        /// <summary>An explicit HTTP proxy; without it: HTTPS_PROXY/ALL_PROXY, then (Windows) WinINet, then the machine WinHTTP proxy.</summary>
         [Parameter]
         [ValidateNotNull]
         public Uri? ProxyUrl { get; set; }

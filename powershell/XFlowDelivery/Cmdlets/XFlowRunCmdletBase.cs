@@ -59,7 +59,7 @@ namespace XFlowDelivery.Cmdlets
         [ValidateRange(1, 86400)]
         public int? DeadlineSec { get; set; }
 
-        /// <summary>An explicit HTTP proxy (http://host:port); without it the system proxy settings apply.</summary>
+        /// <summary>An explicit HTTP proxy (http://host:port); without it: HTTPS_PROXY/ALL_PROXY, then (Windows) WinINet, then the machine WinHTTP proxy.</summary>
         [Parameter(ParameterSetName = ExplicitSet)]
         [ValidateNotNullOrEmpty]
         public Uri? ProxyUrl { get; set; }

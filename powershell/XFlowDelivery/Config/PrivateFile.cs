@@ -63,7 +63,8 @@ namespace XFlowDelivery.Config
             var optionsType = Type.GetType("System.IO.FileStreamOptions");
             var modeType = Type.GetType("System.IO.UnixFileMode");
             var constructor = optionsType == null ? null : typeof(FileStream).GetConstructor(new[] { typeof(string), optionsType });
-            if (optionsType == null || modeType == null || constructor == null)
+            var createMode = optionsType?.GetProperty("UnixCreateMode");
+            if (optionsType == null || modeType == null || constructor == null || createMode == null)
             {
                 throw new XFlowDeliveryException("UnsupportedPlatform", "NotImplemented",
                     "Creating the configuration file readable by its owner only needs PowerShell 7.4 or newer on Linux and macOS.", path);
@@ -73,7 +74,7 @@ namespace XFlowDelivery.Config
             optionsType.GetProperty("Access")!.SetValue(options, FileAccess.Write);
             optionsType.GetProperty("Share")!.SetValue(options, FileShare.None);
             const int UserReadWrite = 0x180; // 0600
-            optionsType.GetProperty("UnixCreateMode")!.SetValue(options, Enum.ToObject(modeType, UserReadWrite));
+            createMode.SetValue(options, Enum.ToObject(modeType, UserReadWrite));
             try
             {
                 return (FileStream)constructor.Invoke(new[] { path, options });

@@ -150,11 +150,13 @@ fn private_sddl(user_sid: &str) -> String {
 /// (OW, CO) and `user_sid`. Pure, so it is tested everywhere.
 #[cfg_attr(not(windows), allow(dead_code))]
 fn other_trustees(sddl: &str, user_sid: &str) -> Vec<String> {
-    // The string form of well-known SIDs is their alias.
+    // Windows prints well-known SIDs as their alias; the built-in Administrator account (RID
+    // 500, e.g. a CI runner's account) as LA.
     let alias = match user_sid {
         "S-1-5-18" => "SY",
         "S-1-5-19" => "LS",
         "S-1-5-20" => "NS",
+        sid if sid.starts_with("S-1-5-21-") && sid.ends_with("-500") => "LA",
         _ => user_sid,
     };
     let dacl = sddl.find("D:").map_or("", |i| &sddl[i + 2..]);
@@ -568,8 +570,14 @@ mod tests {
             other_trustees(&mixed, me),
             vec!["S-1-5-21-9-9-9-500".to_owned()]
         );
-        // Running as LocalSystem: its SID prints as SY.
+        // Running as LocalSystem: its SID prints as SY; the built-in Administrator as LA.
         assert!(other_trustees("D:P(A;OICI;FA;;;SY)", "S-1-5-18").is_empty());
+        let admin = "S-1-5-21-1-2-3-500";
+        assert!(other_trustees("D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;LA)", admin).is_empty());
+        assert_eq!(
+            other_trustees("D:P(A;OICI;FA;;;LA)", me),
+            vec!["LA".to_owned()]
+        );
     }
 
     #[cfg(unix)]
