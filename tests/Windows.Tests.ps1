@@ -107,6 +107,46 @@ Describe 'Windows only' {
         @(Get-ChildItem -LiteralPath $f.SdLoen, $f.Prisme -File).Count | Should -Be 2 -Because 'Get-ChildItem without -Force sees them'
     }
 
+    It 'a rename that meets a temp file held open by another process is retried, then published once' -Skip:(-not $script:OnWindows) {
+        # Skipped off Windows: only Windows refuses a rename while another process holds the file
+        # without FILE_SHARE_DELETE (what antivirus and the indexer do). A child process opens each
+        # temp file as it appears and holds it for 3 seconds.
+        $f = New-XFlowRunFolders -Parent $script:Work
+        $holder = Join-Path $script:Work ('hold-' + [Guid]::NewGuid().ToString('N') + '.ps1')
+        @'
+param($Folder, $Seconds)
+$deadline = [DateTime]::UtcNow.AddSeconds(60)
+while ([DateTime]::UtcNow -lt $deadline) {
+    foreach ($temp in [IO.Directory]::GetFiles($Folder, '.xflow-*.partial')) {
+        try { $stream = [IO.File]::Open($temp, 'Open', 'Read', 'ReadWrite') } catch { continue }
+        'HELD'
+        Start-Sleep -Seconds $Seconds
+        $stream.Dispose()
+        exit 0
+    }
+    Start-Sleep -Milliseconds 2
+}
+exit 1
+'@ | Set-Content -LiteralPath $holder -Encoding utf8
+        $pwsh = Get-XFlowPwshCommand
+        $child = Start-Process -FilePath $pwsh.FilePath -ArgumentList (@($pwsh.Prefix) + @('-NoProfile', '-File', "`"$holder`"", "`"$($f.SdLoen)`"", '3')) -PassThru -WindowStyle Hidden
+        Start-Sleep -Seconds 2
+        # Large enough that staging takes a while, so the holder finds the temp file before the rename.
+        $bytes = [byte[]]::new(64MB); [Random]::new(7).NextBytes($bytes)
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'stor.csv'; Bytes = $bytes }) | Out-Null
+        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f -Extra @{ TimeoutSec = 120 }
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $out = @(Invoke-XFlowDelivery @params)
+        $child.WaitForExit(60000) | Out-Null
+        $child.ExitCode | Should -Be 0 -Because 'the holder must have held the temp file during the run'
+        $out[-1].Outcome | Should -Be 'Succeeded'
+        $out[-1].Delivered | Should -Be 1
+        $files = @(Get-XFlowFolderFiles -Path $f.SdLoen)
+        $files.Name | Should -Be @('stor.csv')
+        $files[0].Hidden | Should -BeFalse
+        $watch.Elapsed.TotalSeconds | Should -BeLessThan 60
+    }
+
     It 'the engine is linked with the static C runtime: it imports no vcruntime or msvcp DLL' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: only the MSVC build has these imports (.cargo/config.toml +crt-static).
         $imports = @(Invoke-Internal 'Native.PeImports' 'Read' @($script:Native))
