@@ -18,7 +18,10 @@
     -Demo : starts target/release/xflow-sim, enqueues sample SD Løn and Prisme deliveries, runs
             Invoke-XFlowDelivery into temp folders "SD Løn" and "Prisme", shows what landed where,
             stops the simulator.
-    -Stress [-Trials N] : the kill -9 reliability harness (build/Stress.ps1).
+    -Stress [-Trials N] [-MinKills N] [-PowerCuts N] : the reliability harness (build/Stress.ps1):
+            kill -9 trials until each ack mode has at least -MinKills kills (default 100), then
+            -PowerCuts LazyFS power cuts per ack mode (default 30; skipped, with the reason,
+            without root or /dev/fuse).
     -Bench [-Quick] : the benchmarks (build/Bench.ps1), results in out/bench/results.json.
 
 .EXAMPLE
@@ -36,9 +39,15 @@ param(
     [switch]$NoRegenerate,
     # Run the kill -9 reliability harness (build/Stress.ps1).
     [switch]$Stress,
-    # How many kill-and-recover trials -Stress runs.
-    [ValidateRange(1, 100000)]
+    # How many kill-and-recover trials -Stress runs at least (per ack mode).
+    [ValidateRange(0, 100000)]
     [int]$Trials = 20,
+    # -Stress adds kill trials until each ack mode has this many kills.
+    [ValidateRange(0, 100000)]
+    [int]$MinKills = 100,
+    # How many power cuts (LazyFS) -Stress makes per ack mode.
+    [ValidateRange(0, 100000)]
+    [int]$PowerCuts = 30,
     # Run the benchmarks (build/Bench.ps1).
     [switch]$Bench,
     # With -Bench: a short run (used by CI), not the full measurement.
@@ -252,7 +261,7 @@ if ($Demo) {
 }
 
 if ($Stress) {
-    & (Join-Path $Root 'build/Stress.ps1') -Root $Root -ModulePath $ModuleOut -Trials $Trials
+    & (Join-Path $Root 'build/Stress.ps1') -Root $Root -ModulePath $ModuleOut -Trials $Trials -MinKills $MinKills -PowerCuts $PowerCuts
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 

@@ -469,25 +469,21 @@ Describe 'The token' {
     }
 }
 
-Describe 'Kill -9 harness (a few trials; build.ps1 -Stress -Trials N runs many)' {
+Describe 'Kill -9 harness (a few trials; build.ps1 -Stress runs many)' {
     It 'build/Stress.ps1 -Trials 3 in both ack modes kills runs and finds no violation' {
-        $pwsh = Get-XFlowPwshCommand
-        $stress = Join-Path (Get-XFlowRepoRoot) 'build/Stress.ps1'
-        $output = & $pwsh.FilePath @($pwsh.Prefix) -NoProfile -NonInteractive -File $stress `
-            -Root (Get-XFlowRepoRoot) -ModulePath (Split-Path -Parent (Get-XFlowModuleManifest)) -Trials 3 -KillsPerTrial 2 2>&1 | Out-String
-        $exit = $LASTEXITCODE
-        $output = $output -replace '\x1b\[[0-9;]*m', ''
-        $exit | Should -Be 0 -Because $output
-        $output | Should -Match '(?m)^violations: 0'
+        $run = Invoke-XFlowStress -Arguments @('-Trials', '3', '-KillsPerTrial', '2')
+        $run.ExitCode | Should -Be 0 -Because $run.Output
+        $run.Output | Should -Match '(?m)^violations: 0'
         foreach ($mode in 'Ack', 'None') {
-            $output | Should -Match "(?m)^$mode\s+3\s+(\d+)\s"
-            # Columns: Mode Trials Kills Delivered Duplicates Lost LostBound Partials AckedBeforeDurable Violations
-            $row = ([regex]::Match($output, "(?m)^$mode\s+3\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)")).Groups
-            [int]$row[1].Value | Should -BeGreaterThan 0 -Because "runs must actually be killed in mode $mode"
-            [int]$row[3].Value | Should -Be 0 -Because 'no duplicates'
-            [int]$row[6].Value | Should -Be 0 -Because 'no partial files'
-            [int]$row[7].Value | Should -Be 0 -Because 'nothing acknowledged before durable'
+            $row = @($run.Rows | Where-Object { $_.Harness -eq 'kill' -and $_.Mode -eq $mode })
+            $row.Count | Should -Be 1 -Because "the summary has a kill row for mode $mode"
+            $row[0].Trials | Should -Be 3
+            $row[0].Kills | Should -BeGreaterThan 0 -Because "runs must actually be killed in mode $mode"
+            $row[0].Duplicates | Should -Be 0
+            $row[0].Partials | Should -Be 0
+            $row[0].AckedBeforeDurable | Should -Be 0
+            $row[0].Violations | Should -Be 0
         }
-        $output | Should -Not -Match 'xft-secret-' -Because 'the harness never prints the token'
+        $run.Output | Should -Not -Match 'xft-secret-' -Because 'the harness never prints the token'
     }
 }

@@ -25,6 +25,8 @@ param(
     [string]$SdLoenPath,
     [string]$PrismePath,
     [string]$CaCertificatePath,
+    # Plain http to a loopback simulator (the system-call ordering test reads the request bodies).
+    [switch]$AllowInsecureHttp,
     [ValidateSet('Ack', 'None')][string]$AckMode = 'Ack',
     [int]$TimeoutSec = 20,
     [string]$TokenVariable = 'XFLOW_RUNONCE_TOKEN',
@@ -53,6 +55,7 @@ $params = @{
 if ($SdLoenPath) { $params.SdLoenPath = $SdLoenPath }
 if ($PrismePath) { $params.PrismePath = $PrismePath }
 if ($CaCertificatePath) { $params.CaCertificatePath = $CaCertificatePath }
+if ($AllowInsecureHttp) { $params.AllowInsecureHttp = $true }
 
 [Console]::Out.WriteLine('XFLOW-RUN-START')
 [Console]::Out.Flush()

@@ -88,7 +88,13 @@ function Start-XFlowSim {
         {"baseUrl","controlUrl","caPath","pid"}. The token goes through the environment
         (XFLOW_SIM_TOKEN), never the command line.
     #>
-    param([string]$Token = (New-XFlowTestToken), [int]$ReadyTimeoutSec = 60)
+    param(
+        [string]$Token = (New-XFlowTestToken),
+        [int]$ReadyTimeoutSec = 60,
+        # Plain http on loopback (the module needs -AllowInsecureHttp): the request bodies are
+        # then readable in a system-call trace.
+        [switch]$PlainHttp
+    )
     $exe = Get-XFlowSimPath
     if (-not (Test-Path -LiteralPath $exe)) {
         throw "The XFlow simulator is not built: '$exe' is missing. Run ./build.ps1 first."
@@ -96,6 +102,7 @@ function Start-XFlowSim {
     $stateDir = New-XFlowTestDirectory -Name 'xflow-sim-state'
     $psi = [Diagnostics.ProcessStartInfo]::new($exe)
     foreach ($a in 'serve', '--port', '0', '--state-dir', $stateDir) { $psi.ArgumentList.Add($a) }
+    if ($PlainHttp) { $psi.ArgumentList.Add('--http') }
     $psi.UseShellExecute = $false
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
@@ -251,17 +258,22 @@ function Start-XFlowRunOnce {
         [int]$TimeoutSec = 20,
         [string]$ModulePath = (Split-Path -Parent (Get-XFlowModuleManifest)),
         # The run waits for this file to exist (to start several children together).
-        [string]$StartGate
+        [string]$StartGate,
+        # A command the child pwsh runs under (e.g. strace ... --); Process is then that command.
+        [string[]]$CommandPrefix = @()
     )
     $pwsh = Get-XFlowPwshCommand
-    $psi = [Diagnostics.ProcessStartInfo]::new($pwsh.FilePath)
     $arguments = @($pwsh.Prefix) + @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'RunOnce.ps1'),
         '-ModulePath', $ModulePath, '-BaseUrl', $Sim.BaseUrl, '-StatePath', $StatePath, '-AckMode', $AckMode,
-        '-TimeoutSec', "$TimeoutSec", '-CaCertificatePath', $Sim.CaPath)
+        '-TimeoutSec', "$TimeoutSec")
+    # A simulator started with -PlainHttp has no CA.
+    if ($Sim.CaPath) { $arguments += @('-CaCertificatePath', $Sim.CaPath) } else { $arguments += '-AllowInsecureHttp' }
     if ($SdLoenPath) { $arguments += @('-SdLoenPath', $SdLoenPath) }
     if ($PrismePath) { $arguments += @('-PrismePath', $PrismePath) }
     if ($StartGate) { $arguments += @('-StartGate', $StartGate) }
-    foreach ($a in $arguments) { $psi.ArgumentList.Add($a) }
+    $command = @($CommandPrefix) + @($pwsh.FilePath) + $arguments
+    $psi = [Diagnostics.ProcessStartInfo]::new($command[0])
+    foreach ($a in ($command | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
     $psi.Environment['XFLOW_RUNONCE_TOKEN'] = $Sim.Token
     $psi.WorkingDirectory = [IO.Path]::GetTempPath()
     $psi.UseShellExecute = $false
@@ -338,6 +350,93 @@ function Wait-XFlowRunOnce {
         Output   = ($Run.Lines -join "`n") + "`n" + $Run.Stderr.Result
         Result   = $result
     }
+}
+
+function Invoke-XFlowStress {
+    <#
+    .SYNOPSIS
+        Runs build/Stress.ps1 on the built module in a child pwsh with the given arguments;
+        returns ExitCode, Output (colour codes removed) and Rows (its XFLOW-STRESS-ROW summary).
+    #>
+    param([string[]]$Arguments = @())
+    $pwsh = Get-XFlowPwshCommand
+    $stress = Join-Path $script:RepoRoot 'build/Stress.ps1'
+    $output = & $pwsh.FilePath @($pwsh.Prefix) -NoProfile -NonInteractive -File $stress `
+        -Root $script:RepoRoot -ModulePath (Split-Path -Parent (Get-XFlowModuleManifest)) @Arguments 2>&1 | Out-String
+    $exit = $LASTEXITCODE
+    $output = $output -replace '\x1b\[[0-9;]*m', ''
+    $rows = foreach ($m in [regex]::Matches($output, '(?m)^XFLOW-STRESS-ROW (.+)$')) { $m.Groups[1].Value | ConvertFrom-Json }
+    [pscustomobject]@{ ExitCode = $exit; Output = $output; Rows = @($rows) }
+}
+
+function Get-XFlowLazyFsScript {
+    # LazyFS's wrapper from the shared tools beside the repository (CI, /work/main) or beside
+    # the folder holding it (git worktrees); $env:XFLOW_LAZYFS_SH overrides. $null if none.
+    if ($env:XFLOW_LAZYFS_SH) { return $env:XFLOW_LAZYFS_SH }
+    foreach ($up in '..', '../..') {
+        $candidate = [IO.Path]::GetFullPath((Join-Path $script:RepoRoot "$up/shared/tools/lazyfs/lazyfs.sh"))
+        if (Test-Path -LiteralPath $candidate) { return $candidate }
+    }
+    $null
+}
+
+function Get-XFlowPowerCutProblem {
+    <#
+    .SYNOPSIS
+        Why LazyFS power cuts cannot run here, or $null when they can. Builds LazyFS on first use
+        (`lazyfs.sh build`: Debian packages and a compile, about 1.5 minutes, once per machine);
+        a failed build throws: it is a broken machine, not a reason to skip.
+    #>
+    if (-not $IsLinux) { return 'LazyFS power cuts need Linux (FUSE)' }
+    if ((& id -u) -ne '0') { return 'LazyFS power cuts need root (FUSE mounts with allow_other, apt-get for the build)' }
+    if (-not (Test-Path -LiteralPath '/dev/fuse')) { return '/dev/fuse is missing (no FUSE in this container)' }
+    $script = Get-XFlowLazyFsScript
+    if (-not $script) { return 'lazyfs.sh was not found in ../shared/tools/lazyfs (set XFLOW_LAZYFS_SH)' }
+    $out = & bash $script build 2>&1 | Out-String
+    if ($LASTEXITCODE -ne 0) { throw "lazyfs.sh build failed (exit $LASTEXITCODE): $out" }
+    $null
+}
+
+function Mount-XFlowLazyFs {
+    <#
+    .SYNOPSIS
+        Mounts a LazyFS at $Path (its backing folder is "$Path.backing", which survives a cut as
+        a disk would). Returns the control FIFO for Invoke-XFlowPowerCut.
+    #>
+    param([Parameter(Mandatory)][string]$Path)
+    $Path = [IO.Path]::GetFullPath($Path)
+    $out = @(& bash (Get-XFlowLazyFsScript) mount $Path 2>&1)
+    if ($LASTEXITCODE -eq 0) { return "$($out[-1])".Trim() }
+    # lazyfs.sh waits 5 s; LazyFS fills its 1 GiB cache first, which takes longer on a busy
+    # machine. Its process goes on: wait for the mount and the FIFO a while more.
+    $fifo = "$Path.fifo"
+    $watch = [Diagnostics.Stopwatch]::StartNew()
+    while ($watch.Elapsed.TotalSeconds -lt 60) {
+        if ((Test-XFlowFuseMounted -Path $Path) -and (Test-Path -LiteralPath $fifo)) { return $fifo }
+        Start-Sleep -Milliseconds 200
+    }
+    throw "lazyfs.sh mount '$Path' failed (exit $LASTEXITCODE): $($out -join "`n")"
+}
+
+function Invoke-XFlowPowerCut {
+    # Drops every write LazyFS holds that was not fsynced, as a power loss does; returns when done.
+    param([Parameter(Mandatory)][string]$Fifo)
+    $out = & bash (Get-XFlowLazyFsScript) cut $Fifo 2>&1 | Out-String
+    if ($LASTEXITCODE -ne 0) { throw "lazyfs.sh cut '$Fifo' failed (exit $LASTEXITCODE): $out" }
+}
+
+function Test-XFlowFuseMounted {
+    param([Parameter(Mandatory)][string]$Path)
+    $Path = [IO.Path]::GetFullPath($Path)
+    @(Get-Content -LiteralPath '/proc/mounts' | Where-Object { $f = $_ -split ' '; $f[1] -eq $Path -and $f[2] -like 'fuse*' }).Count -gt 0
+}
+
+function Dismount-XFlowLazyFs {
+    # Unmounts the LazyFS at $Path if one is mounted there (its process then ends).
+    param([Parameter(Mandatory)][string]$Path)
+    if (-not (Test-XFlowFuseMounted -Path $Path)) { return }
+    $out = & bash (Get-XFlowLazyFsScript) umount $Path 2>&1 | Out-String
+    if ($LASTEXITCODE -ne 0) { throw "lazyfs.sh umount '$Path' failed (exit $LASTEXITCODE): $out" }
 }
 
 function Get-XFlowFolderFiles {

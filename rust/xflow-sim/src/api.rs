@@ -157,7 +157,7 @@ async fn list_deliveries(
         }
         let page_size = sim.page_size();
         let limit = limit.map_or(page_size, |l| l.min(page_size));
-        sim.take_page(systems.as_deref(), limit)
+        sim.take_page(systems.as_deref(), limit, seq)
     };
     let body = render_page(&page, &plan);
     Ok(send_body(body, "application/json", &plan, conn))

@@ -116,6 +116,9 @@ struct Record {
     /// Key in `SimState::pending` while pending.
     pos: i64,
     handed_out: u32,
+    /// The API request (log seq) that last handed it out: tells a harness which page a
+    /// delivery travelled on.
+    last_handed_out_in: Option<u64>,
     acks: u32,
     status: Status,
     /// Fault-injected deliveries ignore the `systems` filter: they exist to be seen.
@@ -260,6 +263,7 @@ impl SimState {
             delivery: Arc::new(d),
             pos,
             handed_out: 0,
+            last_handed_out_in: None,
             acks: 0,
             status: Status::Pending,
             bypass_filter,
@@ -325,9 +329,14 @@ impl SimState {
         self.has_more_forever = Some(count);
     }
 
-    /// The first `limit` pending deliveries matching `systems`, in queue order. In mode
-    /// None they are forgotten right away.
-    pub fn take_page(&mut self, systems: Option<&[String]>, limit: usize) -> Page {
+    /// The first `limit` pending deliveries matching `systems`, in queue order, handed out by
+    /// API request `request_seq`. In mode None they are forgotten right away.
+    pub fn take_page(
+        &mut self,
+        systems: Option<&[String]>,
+        limit: usize,
+        request_seq: u64,
+    ) -> Page {
         let records = &self.records;
         let matches = |idx: usize| {
             let r = &records[idx];
@@ -349,6 +358,7 @@ impl SimState {
         for (pos, idx) in picked {
             let r = &mut self.records[idx];
             r.handed_out += 1;
+            r.last_handed_out_in = Some(request_seq);
             if self.mode == Mode::None {
                 r.status = Status::Forgotten;
                 self.pending.remove(&pos);
@@ -491,6 +501,7 @@ impl SimState {
                 delivery: r.delivery.clone(),
                 state: r.state_name(),
                 handed_out: r.handed_out,
+                last_handed_out_in: r.last_handed_out_in,
                 acks: r.acks,
             })
             .collect()
@@ -501,6 +512,7 @@ pub struct DeliveryRow {
     delivery: Arc<Delivery>,
     state: &'static str,
     handed_out: u32,
+    last_handed_out_in: Option<u64>,
     acks: u32,
 }
 
@@ -516,6 +528,7 @@ impl DeliveryRow {
             "size": size,
             "state": self.state,
             "handedOutCount": self.handed_out,
+            "lastHandedOutIn": self.last_handed_out_in,
             "ackCount": self.acks,
         })
     }
@@ -569,20 +582,24 @@ mod tests {
             text("c", "SDLoen"),
         ])
         .unwrap();
-        let p = s.take_page(None, 2);
+        let p = s.take_page(None, 2, 0);
         assert_eq!(ids(&p), ["a", "b"]);
         assert!(p.has_more);
-        assert_eq!(ids(&s.take_page(None, 2)), ["a", "b"]);
+        assert_eq!(ids(&s.take_page(None, 2, 1)), ["a", "b"]);
         s.ack(&["a".into(), "zzz".into()]);
         s.ack(&["a".into()]);
-        let p = s.take_page(None, 2);
+        let p = s.take_page(None, 2, 2);
         assert_eq!(ids(&p), ["b", "c"]);
         assert!(!p.has_more);
-        let filtered = s.take_page(Some(&["SDLoen".into()]), 5);
+        let filtered = s.take_page(Some(&["SDLoen".into()]), 5, 3);
         assert_eq!(ids(&filtered), ["c"]);
         let snap = s.snapshot(false, "x");
         assert_eq!(snap["acked"]["a"], 2);
         assert_eq!(snap["handedOut"]["b"], 3);
+        let rows: Vec<_> = s.delivery_rows().iter().map(DeliveryRow::to_json).collect();
+        assert_eq!(rows[0]["lastHandedOutIn"], 1);
+        assert_eq!(rows[1]["lastHandedOutIn"], 2);
+        assert_eq!(rows[2]["lastHandedOutIn"], 3);
     }
 
     #[test]
@@ -591,10 +608,12 @@ mod tests {
         s.set_mode(Mode::None);
         s.enqueue(vec![text("a", "SDLoen"), text("b", "SDLoen")])
             .unwrap();
-        assert_eq!(ids(&s.take_page(None, 1)), ["a"]);
-        assert_eq!(ids(&s.take_page(None, 1)), ["b"]);
-        assert!(s.take_page(None, 1).deliveries.is_empty());
-        assert_eq!(s.delivery_rows()[0].to_json()["state"], "forgotten");
+        assert_eq!(ids(&s.take_page(None, 1, 7)), ["a"]);
+        assert_eq!(ids(&s.take_page(None, 1, 8)), ["b"]);
+        assert!(s.take_page(None, 1, 9).deliveries.is_empty());
+        let a = s.delivery_rows()[0].to_json();
+        assert_eq!(a["state"], "forgotten");
+        assert_eq!(a["lastHandedOutIn"], 7, "the page a was forgotten on");
     }
 
     #[test]
@@ -617,7 +636,7 @@ mod tests {
         let mut s = SimState::new(100);
         s.enqueue(vec![text("a", "SDLoen")]).unwrap();
         s.inject(&Injection::UnknownSystem);
-        let p = s.take_page(Some(&["SDLoen".into()]), 10);
+        let p = s.take_page(Some(&["SDLoen".into()]), 10, 0);
         assert_eq!(p.deliveries[0].system, "Unknown");
         assert_eq!(p.deliveries[1].id, "a");
     }
