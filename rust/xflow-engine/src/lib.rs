@@ -36,6 +36,7 @@ mod scope;
 pub mod spool;
 pub mod state_access;
 pub mod state_dir;
+mod tls;
 mod validate;
 
 pub use config::{AckMode, ApiToken, RunConfig, System};

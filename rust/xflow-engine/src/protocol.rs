@@ -123,14 +123,7 @@ impl Client {
         if let Some(proxy) = &cfg.proxy {
             builder = builder.proxy(proxy.clone());
         }
-        if let Some(pem) = &cfg.ca_certificate_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                EngineError::InvalidConfiguration(format!("CA certificate is not PEM: {e}"))
-            })? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
+        let http = crate::tls::configure(builder, cfg.ca_certificate_pem.as_deref())?
             .build()
             .map_err(|e| EngineError::Internal(format!("cannot build the HTTP client: {e}")))?;
         let join = |path: &str| {

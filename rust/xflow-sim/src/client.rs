@@ -46,6 +46,8 @@ impl ControlClient {
         ca_path: Option<&Path>,
         control_token: Option<String>,
     ) -> anyhow::Result<Self> {
+        // reqwest's rustls backend takes the process's default provider (ring, as the server).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(120));

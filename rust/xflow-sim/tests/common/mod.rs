@@ -30,6 +30,8 @@ pub fn client(
     sim: &RunningSim,
     tune: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
 ) -> reqwest::Client {
+    // reqwest's rustls backend takes the process's default provider (ring, as the server).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30));
