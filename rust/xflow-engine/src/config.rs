@@ -100,6 +100,10 @@ pub struct RunConfig {
     /// machine-wide WinHTTP proxy).
     #[serde(default)]
     pub proxy_url: Option<String>,
+    /// Runs older than this many days are pruned from the journal (deliveries are kept at least
+    /// `journal::Retention::MIN_DELIVERY_DAYS`).
+    #[serde(default = "default_run_retention_days")]
+    pub run_retention_days: u32,
 }
 
 fn default_timeout_sec() -> u64 {
@@ -120,6 +124,9 @@ fn default_max_delivery_bytes() -> u64 {
 fn default_deadline_sec() -> u64 {
     600
 }
+fn default_run_retention_days() -> u32 {
+    90
+}
 
 /// A configuration whose URL, token and folders have been checked.
 #[derive(Debug, Clone)]
@@ -138,6 +145,7 @@ pub struct ValidatedConfig {
     pub max_delivery_bytes: u64,
     pub deadline: Duration,
     pub proxy: Option<reqwest::Proxy>,
+    pub retention: crate::journal::Retention,
 }
 
 impl ValidatedConfig {
@@ -224,6 +232,12 @@ impl RunConfig {
             return Err(invalid("the run deadline must be positive".into()));
         }
         let proxy = crate::proxy::choose(self.proxy_url.as_deref()).to_reqwest()?;
+        if !(1..=36500).contains(&self.run_retention_days) {
+            return Err(invalid(format!(
+                "the run retention must be between 1 and 36500 days, not {}",
+                self.run_retention_days
+            )));
+        }
         if self.page_size == 0 || self.max_pages == 0 {
             return Err(invalid("page size and page limit must be positive".into()));
         }
@@ -243,6 +257,7 @@ impl RunConfig {
             max_delivery_bytes: self.max_delivery_bytes,
             deadline: Duration::from_secs(self.deadline_sec),
             proxy,
+            retention: crate::journal::Retention::new(self.run_retention_days),
         })
     }
 }
@@ -302,6 +317,7 @@ mod tests {
             max_delivery_bytes: default_max_delivery_bytes(),
             deadline_sec: default_deadline_sec(),
             proxy_url: None,
+            run_retention_days: default_run_retention_days(),
         }
     }
 

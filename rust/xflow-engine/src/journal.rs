@@ -246,12 +246,8 @@ impl Journal {
 
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
         self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
-                [id],
-                read_record,
-            )
-            .optional()
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"))
+            .and_then(|mut stmt| stmt.query_row([id], read_record).optional())
             .map_err(|e| journal_error(&self.path, e))?
             .transpose()
     }
@@ -376,6 +372,95 @@ impl Journal {
     }
 }
 
+/// How long the journal keeps what it records (docs/design.md, "Retention").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Runs older than this are forgotten (history of runs, status).
+    pub runs: chrono::Duration,
+    /// Acknowledged deliveries older than this are forgotten. Until then a redelivered id is
+    /// recognised and acknowledged again instead of written twice.
+    pub deliveries: chrono::Duration,
+}
+
+/// Rows of each kind a run prunes at most: a few milliseconds, and at one run every 3 minutes
+/// (480 a day) far more than the 480 runs and the deliveries a day adds.
+pub const PRUNE_STEP: u32 = 200;
+
+impl Retention {
+    /// Never shorter than this for deliveries, whatever the run retention: a delivery the server
+    /// sends again (a lost acknowledgement, a server restored from a backup up to a year old)
+    /// must still be known, or it would be written twice.
+    pub const MIN_DELIVERY_DAYS: i64 = 400;
+
+    pub fn new(run_days: u32) -> Retention {
+        Retention {
+            runs: chrono::Duration::days(i64::from(run_days)),
+            deliveries: chrono::Duration::days(Self::MIN_DELIVERY_DAYS.max(i64::from(run_days))),
+        }
+    }
+}
+
+impl Journal {
+    /// Forgets at most `max_rows` runs and `max_rows` acknowledged deliveries older than the
+    /// retention allows, oldest first, in one transaction: each run does a small bounded step, so
+    /// a journal that has grown for years is trimmed over many runs and no run waits long.
+    /// Quarantined deliveries and unfinished publishes are never pruned. Returns the counts.
+    pub fn prune(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        retention: Retention,
+        max_rows: u32,
+    ) -> Result<(usize, usize)> {
+        let stamp = |age: chrono::Duration| {
+            (now - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let (runs_before, deliveries_before) = (stamp(retention.runs), stamp(retention.deliveries));
+        // Both walk an index (runs_started_at, deliveries_received_at) from the oldest row and
+        // stop at the cutoff or the limit: the cost does not grow with the journal.
+        self.batch(|b| {
+            let runs = b.tx.execute(
+                "DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE started_at < ?1 \
+                 ORDER BY started_at LIMIT ?2)",
+                params![runs_before, max_rows],
+            )?;
+            let deliveries = b.tx.execute(
+                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries \
+                 WHERE received_at < ?1 AND state = 'acknowledged' ORDER BY received_at LIMIT ?2)",
+                params![deliveries_before, max_rows],
+            )?;
+            Ok((runs, deliveries))
+        })
+    }
+
+    /// Records a finished run whole (importing history, benchmarks); a run itself uses
+    /// `begin_run` and `finish_run`.
+    pub fn record_runs(&mut self, runs: &[RunRecord]) -> Result<()> {
+        self.batch(|b| {
+            let mut stmt = b.tx.prepare_cached(
+                "INSERT INTO runs (run_id, started_at, finished_at, outcome, delivered, failed, \
+                 skipped, reacknowledged, duration_ms, error_id, message) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for run in runs {
+                stmt.execute(params![
+                    run.run_id,
+                    run.started_at,
+                    run.finished_at,
+                    run.outcome,
+                    run.delivered,
+                    run.failed,
+                    run.skipped,
+                    run.reacknowledged,
+                    run.duration_ms,
+                    run.error_id,
+                    run.message
+                ])?;
+            }
+            Ok(())
+        })
+    }
+}
+
 pub(crate) const COLUMNS: &str = "id, system, requested_name, wanted_name, file_name, folder, temp_name, \
     sha256, size, created_at, state, reason, run_id, received_at, published_at, acknowledged_at";
 
@@ -436,12 +521,12 @@ impl Batch<'_> {
     /// Inserts or replaces a delivery's row (a quarantined delivery that comes back valid, or a
     /// received one being published, is overwritten with its new state).
     pub fn upsert(&self, r: &Record) -> rusqlite::Result<()> {
-        self.tx.execute(
-            &format!(
+        self.tx
+            .prepare_cached(&format!(
                 "INSERT OR REPLACE INTO deliveries ({COLUMNS}) VALUES \
                  (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ),
-            params![
+            ))?
+            .execute(params![
                 r.id,
                 r.system.wire_name(),
                 r.requested_name,
@@ -458,26 +543,27 @@ impl Batch<'_> {
                 r.received_at,
                 r.published_at,
                 r.acknowledged_at
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     pub fn mark_published(&self, id: &str, file_name: &str, at: &str) -> rusqlite::Result<()> {
-        self.tx.execute(
-            "UPDATE deliveries SET state = 'published', file_name = ?2, published_at = ?3 \
-             WHERE id = ?1",
-            params![id, file_name, at],
-        )?;
+        self.tx
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'published', file_name = ?2, published_at = ?3 \
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, file_name, at])?;
         Ok(())
     }
 
     pub fn mark_acknowledged(&self, id: &str, at: &str) -> rusqlite::Result<()> {
-        self.tx.execute(
-            "UPDATE deliveries SET state = 'acknowledged', acknowledged_at = ?2 \
+        self.tx
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'acknowledged', acknowledged_at = ?2 \
              WHERE id = ?1 AND state = 'published'",
-            params![id, at],
-        )?;
+            )?
+            .execute(params![id, at])?;
         Ok(())
     }
 
@@ -486,7 +572,8 @@ impl Batch<'_> {
     /// page in mode None).
     pub fn delete(&self, id: &str) -> rusqlite::Result<usize> {
         self.tx
-            .execute("DELETE FROM deliveries WHERE id = ?1", [id])
+            .prepare_cached("DELETE FROM deliveries WHERE id = ?1")?
+            .execute([id])
     }
 }
 
@@ -637,6 +724,73 @@ mod tests {
         assert_eq!(runs[0].run_id, "r2");
         assert_eq!(runs[0].delivered, 3);
         assert_eq!(runs[1].outcome, None);
+    }
+
+    #[test]
+    fn pruning_forgets_old_runs_and_acknowledged_deliveries_a_bounded_step_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let now = chrono::Utc::now();
+        let ago = |days: i64| {
+            (now - chrono::Duration::days(days))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let runs: Vec<RunRecord> = [500, 200, 120, 91, 89, 1]
+            .iter()
+            .map(|&d| RunRecord {
+                run_id: format!("run-{d}"),
+                started_at: ago(d),
+                finished_at: Some(ago(d)),
+                ..Default::default()
+            })
+            .collect();
+        j.record_runs(&runs).unwrap();
+        let delivery = |id: &str, state: State, days: i64| {
+            let mut r = record(id, state);
+            r.received_at = ago(days);
+            r
+        };
+        j.batch(|b| {
+            b.upsert(&delivery("ack-900", State::Acknowledged, 900))?;
+            b.upsert(&delivery("ack-500", State::Acknowledged, 500))?;
+            b.upsert(&delivery("ack-401", State::Acknowledged, 401))?;
+            b.upsert(&delivery("ack-399", State::Acknowledged, 399))?;
+            b.upsert(&delivery("quarantined-800", State::Quarantined, 800))?;
+            b.upsert(&delivery("published-800", State::Published, 800))?;
+            b.upsert(&delivery("publishing-800", State::Publishing, 800))
+        })
+        .unwrap();
+        let retention = Retention::new(90);
+        assert_eq!(retention.deliveries, chrono::Duration::days(400));
+        // Two rows of each at most per step, oldest first.
+        assert_eq!(j.prune(now, retention, 2).unwrap(), (2, 2));
+        assert!(j.get("ack-900").unwrap().is_none() && j.get("ack-500").unwrap().is_none());
+        assert!(j.get("ack-401").unwrap().is_some());
+        let ids = |j: &Journal| -> Vec<String> {
+            j.runs(100).unwrap().into_iter().map(|r| r.run_id).collect()
+        };
+        assert_eq!(ids(&j), ["run-1", "run-89", "run-91", "run-120"]);
+        assert_eq!(j.prune(now, retention, 2).unwrap(), (2, 1));
+        assert_eq!(
+            j.prune(now, retention, 2).unwrap(),
+            (0, 0),
+            "nothing is left to prune"
+        );
+        assert_eq!(ids(&j), ["run-1", "run-89"]);
+        for kept in [
+            "ack-399",
+            "quarantined-800",
+            "published-800",
+            "publishing-800",
+        ] {
+            assert!(j.get(kept).unwrap().is_some(), "{kept} must be kept");
+        }
+        assert!(j.get("ack-401").unwrap().is_none());
+        // A run retention above the delivery floor keeps deliveries at least as long.
+        assert_eq!(
+            Retention::new(1000).deliveries,
+            chrono::Duration::days(1000)
+        );
     }
 
     impl Record {

@@ -39,22 +39,49 @@ pub fn history(q: &HistoryQuery) -> Result<Vec<Record>> {
     };
     let since = q.since.as_deref().map(normalise_time).transpose()?;
     let until = q.until.as_deref().map(normalise_time).transpose()?;
+    // Only the filters given go into the statement: `?1 IS NULL OR received_at >= ?1` would keep
+    // SQLite from using the received_at index, and a year-old journal would be scanned whole.
+    let mut filters = Vec::new();
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+    let system = q.system.map(System::wire_name);
+    let state = q.state.map(State::as_str);
+    for (clause, value) in [
+        (
+            "received_at >= ?",
+            since.as_ref().map(|v| v as &dyn rusqlite::ToSql),
+        ),
+        (
+            "received_at <= ?",
+            until.as_ref().map(|v| v as &dyn rusqlite::ToSql),
+        ),
+        (
+            "system = ?",
+            system.as_ref().map(|v| v as &dyn rusqlite::ToSql),
+        ),
+        ("id = ?", q.id.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        (
+            "state = ?",
+            state.as_ref().map(|v| v as &dyn rusqlite::ToSql),
+        ),
+    ] {
+        if let Some(value) = value {
+            filters.push(clause);
+            values.push(value);
+        }
+    }
+    let limit = q.limit.unwrap_or(1000);
+    values.push(&limit);
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
     journal.query(
         &format!(
-            "SELECT {} FROM deliveries WHERE (?1 IS NULL OR received_at >= ?1) \
-             AND (?2 IS NULL OR received_at <= ?2) AND (?3 IS NULL OR system = ?3) \
-             AND (?4 IS NULL OR id = ?4) AND (?5 IS NULL OR state = ?5) \
-             ORDER BY received_at DESC, id LIMIT ?6",
+            "SELECT {} FROM deliveries {filter} ORDER BY received_at DESC, id LIMIT ?",
             crate::journal::COLUMNS
         ),
-        rusqlite::params![
-            since,
-            until,
-            q.system.map(System::wire_name),
-            q.id,
-            q.state.map(State::as_str),
-            q.limit.unwrap_or(1000)
-        ],
+        values.as_slice(),
     )
 }
 
