@@ -10,9 +10,11 @@
     micro-benchmark (rust/xflow-bench) and then measures, against target/release/xflow-sim over
     loopback HTTPS:
       1. Backlog drain: N deliveries of 4 KiB, SD Løn and Prisme, drained by Invoke-XFlowDelivery,
-         by the reference script, and the disk's limit (xflow-bench disk-limit: the engine's own
-         create, write, fsync, no-replace rename and folder fsync every B files, best B).
-         Interleaved rounds; the best round of each counts (interference only ever slows down).
+         by the reference script, and the disk's limit (xflow-bench disk-limit: create, write,
+         make durable, no-replace rename, flush the renames, B files at a time, by each durable
+         method the platform offers; the best setting is the limit). Rounds of all of them in a
+         random order each; every round is reported, the best round of each counts
+         (interference only ever slows down).
       2. Idle run (nothing pending): fresh `pwsh -NoProfile` processes (bare, module + one run,
          reference script), interleaved, medians; and the median of repeated runs in one warm
          session.
@@ -40,14 +42,26 @@ $Settings = if ($Quick) {
     @{ DrainCount = 300; DiskCount = 300; DrainRounds = 1; FileSize = 4096; IdleRepeats = 3; WarmRepeats = 3
        MemorySmall = 1000; MemoryLarge = 3000; MemoryFileSize = 2048; LargeBytes = 16MB }
 } else {
-    # The disk limit publishes DiskCount files per batch size and worker count: enough for a
-    # steady rate; six runs of the full backlog would double the bench's time.
-    @{ DrainCount = 5000; DiskCount = 2000; DrainRounds = 2; FileSize = 4096; IdleRepeats = 10; WarmRepeats = 10
+    # The disk limit publishes DiskCount files per setting: enough for a steady rate; seven runs
+    # of the full backlog per round would triple the bench's time.
+    @{ DrainCount = 5000; DiskCount = 2000; DrainRounds = 3; FileSize = 4096; IdleRepeats = 10; WarmRepeats = 10
        MemorySmall = 1000; MemoryLarge = 50000; MemoryFileSize = 2048; LargeBytes = 256MB }
 }
-$DiskBatches = @(1, 10, 100)
-# Staging threads: 1 (naive) and the engine's publish::STAGING_WORKERS.
-$DiskWorkers = @(1, 4)
+# The disk's durable-publish limit is the best of these (xflow-bench disk-limit): the naive
+# one file at a time, the engine's own (a page of 100 staged by publish::STAGING_WORKERS = 4
+# threads, each fsynced), and every other durable method Linux offers for a batch: writeback
+# started for all then fdatasync each (sfr), one syncfs, O_DSYNC writes. io_uring has no crate
+# in the offline mirror. Windows (not run here) has only fsync (FlushFileBuffers).
+$DiskSettings = @(
+    @{ Method = 'fsync'; Batch = 1; Workers = 1 }
+    @{ Method = 'fsync'; Batch = 100; Workers = 1 }
+    @{ Method = 'fsync'; Batch = 100; Workers = 4 }
+    @{ Method = 'fsync'; Batch = 100; Workers = 8 }
+) + ($IsLinux ? @(
+    @{ Method = 'sfr'; Batch = 100; Workers = 1 }
+    @{ Method = 'syncfs'; Batch = 100; Workers = 1 }
+    @{ Method = 'odsync'; Batch = 100; Workers = 4 }
+) : @()) | ForEach-Object { [pscustomobject]($_ + @{ Name = "$($_.Method).batch$($_.Batch).workers$($_.Workers)" }) }
 $ChildTimeoutSec = 600
 
 $ModuleManifest = Join-Path $ModulePath 'XFlowDelivery.psd1'
@@ -181,47 +195,67 @@ function Invoke-ReferenceRun {
 }
 
 function Measure-Drain {
+    <#
+    Rounds of: every disk-limit setting (one xflow-bench process each), our drain and the
+    reference drain, in a fresh random order per round, so no step always follows the same
+    other (a file-heavy step slows the file creation of the next). Nothing is deleted until the
+    bench ends. Every round is reported; the best round of each counts, since interference from
+    other work only ever slows a round down.
+    #>
     $n = $Settings.DrainCount
     $ours = [Collections.Generic.List[double]]::new()
     $reference = [Collections.Generic.List[double]]::new()
     $disk = [Collections.Generic.List[object]]::new()
+    $orders = [Collections.Generic.List[string]]::new()
     foreach ($round in 1..$Settings.DrainRounds) {
-        Write-Step "drain round $round/$($Settings.DrainRounds): disk limit ($($Settings.DiskCount) files, published $($DiskBatches -join '/') at a time by $($DiskWorkers -join '/') threads)"
-        $diskDir = Join-Path $script:Work "disk-$round"
-        New-Item -ItemType Directory -Path $diskDir -Force | Out-Null
-        $r = Invoke-BenchProcess -FilePath $BenchExe -ArgumentList @('disk-limit', '--dir', $diskDir,
-            '--count', "$($Settings.DiskCount)", '--size', "$($Settings.FileSize)", '--batches', ($DiskBatches -join ','), '--workers', ($DiskWorkers -join ','))
-        $disk.Add((Get-JsonResult -Result $r -What 'xflow-bench disk-limit'))
-
-        Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries"
-        Reset-Backlog -Count $n
-        $f = New-RunFolders "ours-$round"
-        $run = Invoke-OurRun -Folders $f
-        Assert-Drained -Folders $f -Expected $n -What 'Invoke-XFlowDelivery'
-        $ours.Add($run.runMs[0])
-
-        Write-Step "drain round ${round}: reference script, $n deliveries"
-        Reset-Backlog -Count $n
-        $f = New-RunFolders "reference-$round"
-        $ref = Get-JsonResult -Result (Invoke-ReferenceRun -Folders $f) -What 'the reference script'
-        Assert-Drained -Folders $f -Expected $n -What 'the reference script'
-        $reference.Add($ref.milliseconds)
-    }
-    $batches = foreach ($w in $DiskWorkers) {
-        foreach ($b in $DiskBatches) {
-            $best = ($disk | ForEach-Object { $_.batches } | Where-Object { $_.batch -eq $b -and $_.workers -eq $w } |
-                Measure-Object filesPerSec -Maximum).Maximum
-            [pscustomobject]@{ Batch = $b; Workers = $w; FilesPerSec = $best }
+        $steps = @($DiskSettings | ForEach-Object { [pscustomobject]@{ Kind = 'disk'; Setting = $_ } }) +
+            [pscustomobject]@{ Kind = 'ours'; Setting = $null } + [pscustomobject]@{ Kind = 'reference'; Setting = $null }
+        $steps = @($steps | Get-Random -Count $steps.Count)
+        $orders.Add((($steps | ForEach-Object { if ($_.Setting) { $_.Setting.Name } else { $_.Kind } }) -join ' '))
+        foreach ($step in $steps) {
+            switch ($step.Kind) {
+                'disk' {
+                    $s = $step.Setting
+                    Write-Step "drain round $round/$($Settings.DrainRounds): disk limit $($s.Name), $($Settings.DiskCount) files"
+                    $diskDir = Join-Path $script:Work "disk-$round-$($s.Name)"
+                    New-Item -ItemType Directory -Path $diskDir -Force | Out-Null
+                    $r = Invoke-BenchProcess -FilePath $BenchExe -ArgumentList @('disk-limit', '--dir', $diskDir,
+                        '--count', "$($Settings.DiskCount)", '--size', "$($Settings.FileSize)", '--methods', $s.Method,
+                        '--batches', "$($s.Batch)", '--workers', "$($s.Workers)")
+                    $one = (Get-JsonResult -Result $r -What 'xflow-bench disk-limit').results[0]
+                    $disk.Add([pscustomobject]@{ Round = $round; Name = $s.Name; FilesPerSec = $one.filesPerSec })
+                }
+                'ours' {
+                    Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries"
+                    Reset-Backlog -Count $n
+                    $f = New-RunFolders "ours-$round"
+                    $run = Invoke-OurRun -Folders $f
+                    Assert-Drained -Folders $f -Expected $n -What 'Invoke-XFlowDelivery'
+                    $ours.Add($run.runMs[0])
+                }
+                'reference' {
+                    Write-Step "drain round ${round}: reference script, $n deliveries"
+                    Reset-Backlog -Count $n
+                    $f = New-RunFolders "reference-$round"
+                    $ref = Get-JsonResult -Result (Invoke-ReferenceRun -Folders $f) -What 'the reference script'
+                    Assert-Drained -Folders $f -Expected $n -What 'the reference script'
+                    $reference.Add($ref.milliseconds)
+                }
+            }
         }
     }
-    $bestBatch = $batches | Sort-Object FilesPerSec -Descending | Select-Object -First 1
+    $settings = foreach ($s in $DiskSettings) {
+        $rounds = @($disk | Where-Object Name -EQ $s.Name | Sort-Object Round | ForEach-Object FilesPerSec)
+        [pscustomobject]@{ Name = $s.Name; FilesPerSec = ($rounds | Measure-Object -Maximum).Maximum; Rounds = $rounds }
+    }
     [pscustomobject]@{
-        OursPerSec      = $n / (($ours | Measure-Object -Minimum).Minimum / 1000)
-        ReferencePerSec = $n / (($reference | Measure-Object -Minimum).Minimum / 1000)
-        DiskBatches     = $batches
-        DiskBest        = $bestBatch
-        OursRoundsMs    = @($ours)
+        OursPerSec        = $n / (($ours | Measure-Object -Minimum).Minimum / 1000)
+        ReferencePerSec   = $n / (($reference | Measure-Object -Minimum).Minimum / 1000)
+        DiskSettings      = @($settings)
+        DiskBest          = $settings | Sort-Object FilesPerSec -Descending | Select-Object -First 1
+        OursRoundsMs      = @($ours)
         ReferenceRoundsMs = @($reference)
+        Orders            = @($orders)
     }
 }
 
@@ -288,6 +322,11 @@ function Measure-LargeFile {
     [pscustomobject]@{ Bytes = $bytes; PeakKiB = $run.peakKiB; Ms = $run.runMs[0] }
 }
 
+function Get-LoadAverage {
+    # Other work on the machine while the bench ran (Linux; elsewhere not available).
+    if (Test-Path -LiteralPath '/proc/loadavg') { ((Get-Content -LiteralPath '/proc/loadavg') -split ' ')[0..2] -join ' ' } else { 'n/a' }
+}
+
 function Get-Machine {
     $cpu = if (Test-Path -LiteralPath '/proc/cpuinfo') {
         (Get-Content -LiteralPath '/proc/cpuinfo' | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^[^:]*:\s*', ''
@@ -300,6 +339,8 @@ function Get-Machine {
         cpu        = $cpu
         powershell = "$($PSVersionTable.PSVersion)"
         dotnet     = [Runtime.InteropServices.RuntimeInformation]::FrameworkDescription
+        loadAverageAtStart = $script:LoadAtStart
+        loadAverageAtEnd   = Get-LoadAverage
     }
 }
 
@@ -315,6 +356,7 @@ try {
 finally { Pop-Location }
 
 $script:Work = New-XFlowTestDirectory -Name 'xflow-bench'
+$script:LoadAtStart = Get-LoadAverage
 $script:Sim = $null
 $benchWatch = [Diagnostics.Stopwatch]::StartNew()
 try {
@@ -340,7 +382,7 @@ $MiB = { param($kib) [Math]::Round($kib / 1024, 1) }
 $figures = [ordered]@{
     'drain.ours'               = @{ value = [Math]::Round($drain.OursPerSec, 1); unit = 'deliveries/s' }
     'drain.reference'          = @{ value = [Math]::Round($drain.ReferencePerSec, 1); unit = 'deliveries/s' }
-    'drain.diskLimit'          = @{ value = [Math]::Round($drain.DiskBest.FilesPerSec, 1); unit = 'files/s'; batch = $drain.DiskBest.Batch; workers = $drain.DiskBest.Workers }
+    'drain.diskLimit'          = @{ value = [Math]::Round($drain.DiskBest.FilesPerSec, 1); unit = 'files/s'; setting = $drain.DiskBest.Name }
     'drain.oursRounds'         = @{ value = @($drain.OursRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'drain.referenceRounds'    = @{ value = @($drain.ReferenceRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'idle.barePwsh'            = @{ value = [Math]::Round($idle.BareMs); unit = 'ms' }
@@ -356,9 +398,10 @@ $figures = [ordered]@{
     'large.peakOverImport'     = @{ value = & $MiB ($large.PeakKiB - $memory.ImportPeakKiB); unit = 'MiB' }
     'large.throughput'         = @{ value = [Math]::Round(($large.Bytes / 1MB) / ($large.Ms / 1000), 1); unit = 'MiB/s' }
 }
-foreach ($b in $drain.DiskBatches) {
-    $figures["drain.diskLimit.batch$($b.Batch).workers$($b.Workers)"] = @{ value = [Math]::Round($b.FilesPerSec, 1); unit = 'files/s' }
+foreach ($d in $drain.DiskSettings) {
+    $figures["drain.diskLimit.$($d.Name)"] = @{ value = @($d.Rounds | ForEach-Object { [Math]::Round($_) }); unit = 'files/s' }
 }
+
 $ratios = [ordered]@{
     drainOursOverReference   = [Math]::Round($drain.OursPerSec / $drain.ReferencePerSec, 2)
     drainOursOverDiskLimit   = [Math]::Round($drain.OursPerSec / $drain.DiskBest.FilesPerSec, 2)
@@ -372,6 +415,7 @@ $targets = @(
     [ordered]@{ name = 'drain >= 3x reference'; actual = $ratios.drainOursOverReference; limit = 3; met = $ratios.drainOursOverReference -ge 3 }
     [ordered]@{ name = 'drain >= 70% of disk limit'; actual = $ratios.drainOursOverDiskLimit; limit = 0.7; met = $ratios.drainOursOverDiskLimit -ge 0.7 }
     [ordered]@{ name = 'idle overhead <= 150 ms over bare pwsh'; actual = $ratios.idleOverheadOverBareMs; limit = 150; met = $ratios.idleOverheadOverBareMs -le 150 }
+    [ordered]@{ name = 'warm idle run <= 40 ms'; actual = $figures['idle.oursWarm'].value; limit = 40; met = $figures['idle.oursWarm'].value -le 40 }
     [ordered]@{ name = "memory growth <= 30 MB ($($small.Count) -> $($big.Count) pending)"; actual = $ratios.memoryGrowthMiB; limit = 30; met = $ratios.memoryGrowthMiB -le 30 }
     [ordered]@{ name = "$($large.Bytes / 1MB) MiB delivery in <= 64 MiB (peak over import-only pwsh)"; actual = $figures['large.peakOverImport'].value; limit = 64; met = $figures['large.peakOverImport'].value -le 64 }
 )
@@ -382,11 +426,12 @@ $results = [ordered]@{
     machine    = Get-Machine
     parameters = [ordered]@{
         drainDeliveries = $Settings.DrainCount; diskLimitFiles = $Settings.DiskCount; drainRounds = $Settings.DrainRounds; fileBytes = $Settings.FileSize
-        pageSize = 100; diskBatches = $DiskBatches; diskWorkers = $DiskWorkers; idleRepeats = $Settings.IdleRepeats; warmRepeats = $Settings.WarmRepeats
+        pageSize = 100; diskSettings = @($DiskSettings | ForEach-Object Name); idleRepeats = $Settings.IdleRepeats; warmRepeats = $Settings.WarmRepeats
         memoryBacklogs = @($Settings.MemorySmall, $Settings.MemoryLarge); memoryFileBytes = $Settings.MemoryFileSize
         largeBytes = $Settings.LargeBytes
     }
     figures    = $figures
+    drainOrder = @($drain.Orders)
     ratios     = $ratios
     targets    = $targets
 }
@@ -398,9 +443,10 @@ $figures.GetEnumerator() | ForEach-Object {
     $v = $_.Value.value
     [pscustomobject]@{ Figure = $_.Key; Value = ($v -is [array]) ? ($v -join ', ') : $v; Unit = $_.Value.unit }
 } | Format-Table -AutoSize | Out-String -Width 200 | Out-Host
+for ($i = 0; $i -lt $drain.Orders.Count; $i++) { Write-Host "drain round $($i + 1) order: $($drain.Orders[$i])" }
 $ratios.GetEnumerator() | ForEach-Object { [pscustomobject]@{ Ratio = $_.Key; Value = $_.Value } } |
     Format-Table -AutoSize | Out-String -Width 200 | Out-Host
 $targets | ForEach-Object { [pscustomobject]$_ } | Format-Table -AutoSize | Out-String -Width 200 | Out-Host
 $m = $results.machine
-Write-Host "$($m.cores) cores, kernel $($m.kernel), $($m.cpu); $($results.date); $($results.durationSec) s$($Quick ? ' (quick: small sizes, targets not meaningful)' : '')"
+Write-Host "$($m.cores) cores, kernel $($m.kernel), $($m.cpu); load average $($m.loadAverageAtStart) at start, $($m.loadAverageAtEnd) at end; $($results.date); $($results.durationSec) s$($Quick ? ' (quick: small sizes, targets not meaningful)' : '')"
 Write-Host "results: $resultsPath"

@@ -1,11 +1,19 @@
 //! Micro-benchmarks behind `build.ps1 -Bench` (driven by build/Bench.ps1). Each prints one JSON
 //! object on stdout. Arguments are parsed by hand: clap does not build from the offline mirror.
 //!
-//! `xflow-bench disk-limit --dir D [--count N] [--size BYTES] [--batches 1,10,100] [--workers 1,4]`
-//!   The disk's durable-publish limit: N files published with the engine's own steps, B at a
-//!   time (exclusive create, write, fsync each, staged by W threads as the engine does; then
-//!   no-replace rename each; one folder fsync), for each B and W. No network, no journal, no
-//!   base64: the ceiling a delivery run can approach.
+//! `xflow-bench disk-limit --dir D [--count N] [--size BYTES] [--methods fsync,sfr,syncfs,odsync]
+//!   [--batches 1,10,100] [--workers 1,4]`
+//!   The disk's durable-publish limit: N files published B at a time (exclusive create, write,
+//!   made durable by one of the methods below, no-replace rename each, the renames flushed), for
+//!   each method, B and W. No network, no journal, no base64: the ceiling a delivery run can
+//!   approach. `fsync` is the engine's own staging; the others are what else Linux offers.
+//!   The files are left in place (see `disk_limit`).
+//!
+//! `xflow-bench year-journal --state D --sd-loen D --prisme D [--runs 175000]
+//!   [--deliveries 150000] [--quarantined 3] [--days 365]`
+//!   Writes the journal a state folder has after a year of runs every 3 minutes: finished runs
+//!   and acknowledged deliveries spread over the last `days` days (the newest now), a few
+//!   quarantined deliveries with their documents. Prints the state folder's size.
 //!
 //! `xflow-bench drain`  (run configuration JSON on stdin, so the token never is an argument)
 //!   One engine run without PowerShell, for profiling (`perf record`, `strace -c`): the
@@ -21,9 +29,13 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("disk-limit") => disk_limit(&args[1..]),
         Some("drain") => drain(),
+        Some("year-journal") => year_journal(&args[1..]),
         _ => Err(
             "usage: xflow-bench disk-limit --dir D [--count N] [--size BYTES] \
-                  [--batches 1,10,100] [--workers 1,4] | xflow-bench drain < config.json"
+                  [--methods fsync,sfr,syncfs,odsync] [--batches 1,10,100] [--workers 1,4] \
+                  | xflow-bench drain < config.json \
+                  | xflow-bench year-journal --state D --sd-loen D --prisme D [--runs N] \
+                  [--deliveries N] [--quarantined N] [--days N]"
                 .to_owned(),
         ),
     };
@@ -60,6 +72,7 @@ fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
 fn disk_limit(args: &[String]) -> Result<serde_json::Value, String> {
     let mut dir: Option<PathBuf> = None;
     let (mut count, mut size) = (5000usize, 4096usize);
+    let mut methods = vec![Method::Fsync];
     let mut batches = vec![1usize, 10, 100];
     let mut workers = vec![1usize, publish::STAGING_WORKERS];
     let list = |key: &str, value: &str| -> Result<Vec<usize>, String> {
@@ -68,11 +81,20 @@ fn disk_limit(args: &[String]) -> Result<serde_json::Value, String> {
             .map(|b| parse::<usize>(key, b.trim()))
             .collect()
     };
-    for (key, value) in options(args, &["dir", "count", "size", "batches", "workers"])? {
+    for (key, value) in options(
+        args,
+        &["dir", "count", "size", "methods", "batches", "workers"],
+    )? {
         match key {
             "dir" => dir = Some(PathBuf::from(value)),
             "count" => count = parse(key, value)?,
             "size" => size = parse(key, value)?,
+            "methods" => {
+                methods = value
+                    .split(',')
+                    .map(|m| Method::parse(m.trim()))
+                    .collect::<Result<_, _>>()?
+            }
             "batches" => batches = list(key, value)?,
             _ => workers = list(key, value)?,
         }
@@ -84,44 +106,88 @@ fn disk_limit(args: &[String]) -> Result<serde_json::Value, String> {
     // Deterministic, incompressible-looking bytes; what they are does not matter to the disk.
     let content: Vec<u8> = (0..size).map(|i| (i * 131 % 251) as u8).collect();
     let mut results = Vec::new();
-    for &threads in &workers {
-        for &batch in &batches {
-            let folder = dir.join(format!("batch-{batch}-workers-{threads}"));
-            std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-            let elapsed = publish_files(&folder, count, &content, batch, threads)?;
-            results.push(serde_json::json!({
-                "batch": batch,
-                "workers": threads,
-                "seconds": elapsed.as_secs_f64(),
-                "filesPerSec": count as f64 / elapsed.as_secs_f64(),
-            }));
-            std::fs::remove_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    for &method in &methods {
+        for &threads in &workers {
+            for &batch in &batches {
+                let folder = dir.join(format!("{}-batch-{batch}-workers-{threads}", method.name()));
+                std::fs::create_dir_all(&folder)
+                    .map_err(|e| format!("{}: {e}", folder.display()))?;
+                let elapsed = publish_files(method, &folder, count, &content, batch, threads)?;
+                // The files stay: deleting thousands of files right before the next measurement
+                // slows its file creation (the caller removes the whole folder at the end).
+                results.push(serde_json::json!({
+                    "method": method.name(),
+                    "batch": batch,
+                    "workers": threads,
+                    "seconds": elapsed.as_secs_f64(),
+                    "filesPerSec": count as f64 / elapsed.as_secs_f64(),
+                }));
+            }
         }
     }
-    let best = results
-        .iter()
-        .max_by(|a, b| {
-            a["filesPerSec"]
-                .as_f64()
-                .partial_cmp(&b["filesPerSec"].as_f64())
-                .unwrap()
-        })
-        .cloned();
     Ok(serde_json::json!({
         "count": count,
         "size": size,
         "dir": dir.display().to_string(),
-        "batches": results,
-        "best": best,
+        "results": results,
     }))
 }
 
+/// How a batch of staged files is made durable before the renames. Each ends with every file
+/// complete on stable storage, and each batch's renames are flushed before the next batch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Method {
+    /// The engine's own: `publish::stage` (exclusive create, write, fsync) on W threads, then
+    /// `publish::commit` and one `fsops::sync_dir` per batch.
+    Fsync,
+    /// Linux: write every file of the batch, start their writeback together with
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`, then `fdatasync` each (the flushes find the
+    /// I/O already under way); renames, one folder fsync.
+    SyncFileRange,
+    /// Linux: write every file of the batch, one `syncfs` for all of them (it flushes the whole
+    /// file system, other processes' dirty data included); renames, one more `syncfs`.
+    Syncfs,
+    /// Linux: files opened with `O_DSYNC`, so each write returns once durable; W threads;
+    /// renames, one folder fsync.
+    Odsync,
+}
+
+impl Method {
+    fn parse(name: &str) -> Result<Method, String> {
+        let method = match name {
+            "fsync" => Method::Fsync,
+            "sfr" => Method::SyncFileRange,
+            "syncfs" => Method::Syncfs,
+            "odsync" => Method::Odsync,
+            other => {
+                return Err(format!(
+                    "--methods: unknown method '{other}' (fsync, sfr, syncfs, odsync)"
+                ));
+            }
+        };
+        if method != Method::Fsync && !cfg!(target_os = "linux") {
+            return Err(format!("--methods: '{name}' exists on Linux only"));
+        }
+        Ok(method)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Method::Fsync => "fsync",
+            Method::SyncFileRange => "sfr",
+            Method::Syncfs => "syncfs",
+            Method::Odsync => "odsync",
+        }
+    }
+}
+
 /// The engine's publish protocol without network or journal, `batch` files at a time: stage
-/// each on `workers` threads (`publish::stage_all` of `publish::stage`: exclusive create, write,
-/// fsync), rename each into place (`publish::commit`), then flush the folder once
-/// (`fsops::sync_dir`). Batch 1 with 1 worker is the naive one-file-at-a-time protocol; the
-/// engine publishes a page per batch with `publish::STAGING_WORKERS`.
+/// them durably with `method` (on `workers` threads where the method has threads), rename each
+/// into place (`publish::commit`), then flush the folder once. Fsync with batch 1 and 1 worker is
+/// the naive one-file-at-a-time protocol; the engine publishes a page per batch with
+/// `publish::STAGING_WORKERS`.
 fn publish_files(
+    method: Method,
     folder: &Path,
     count: usize,
     content: &[u8],
@@ -131,16 +197,281 @@ fn publish_files(
     let started = Instant::now();
     for first in (0..count).step_by(batch) {
         let ids: Vec<usize> = (first..(first + batch).min(count)).collect();
-        let staged = publish::stage_all(&ids, workers, |i| {
-            publish::stage(folder, "bench", &format!("bench-{i}"), &mut &content[..])
-        });
-        for (i, s) in ids.iter().zip(staged) {
-            let s = s.map_err(|e| e.to_string())?;
-            publish::commit(&s, &format!("file_{i:06}.csv")).map_err(|e| e.to_string())?;
+        let staged: Vec<publish::StagedFile> = match method {
+            Method::Fsync => publish::stage_all(&ids, workers, |i| {
+                publish::stage(folder, "bench", &format!("bench-{i}"), &mut &content[..])
+            })
+            .into_iter()
+            .map(|s| s.map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?,
+            #[cfg(target_os = "linux")]
+            _ => linux::stage_batch(method, folder, &ids, content, workers)
+                .map_err(|e| format!("{}: {e}", folder.display()))?,
+            #[cfg(not(target_os = "linux"))]
+            _ => unreachable!("Method::parse admits fsync only off Linux"),
+        };
+        for (i, s) in ids.iter().zip(&staged) {
+            publish::commit(s, &format!("file_{i:06}.csv")).map_err(|e| e.to_string())?;
         }
-        fsops::sync_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        let flushed = match method {
+            #[cfg(target_os = "linux")]
+            Method::Syncfs => linux::syncfs(folder),
+            _ => fsops::sync_dir(folder),
+        };
+        flushed.map_err(|e| format!("{}: {e}", folder.display()))?;
     }
     Ok(started.elapsed())
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::Method;
+    use std::fs::File;
+    use std::io::{self, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+    use xflow_engine::publish::{self, StagedFile};
+
+    fn check(rc: libc::c_int) -> io::Result<()> {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    pub fn syncfs(path: &Path) -> io::Result<()> {
+        let dir = File::open(path)?;
+        // SAFETY: a valid open descriptor for the duration of the call.
+        check(unsafe { libc::syncfs(dir.as_raw_fd()) })
+    }
+
+    fn create(
+        folder: &Path,
+        i: usize,
+        flags: libc::c_int,
+    ) -> io::Result<(File, std::path::PathBuf)> {
+        let path = folder.join(publish::temp_name("bench", &format!("bench-{i}")));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(flags)
+            .open(&path)?;
+        Ok((file, path))
+    }
+
+    fn staged(folder: &Path, temp_path: std::path::PathBuf, size: usize) -> StagedFile {
+        StagedFile {
+            dir: folder.to_path_buf(),
+            temp_path,
+            size: size as u64,
+            sha256: String::new(),
+        }
+    }
+
+    pub fn stage_batch(
+        method: Method,
+        folder: &Path,
+        ids: &[usize],
+        content: &[u8],
+        workers: usize,
+    ) -> io::Result<Vec<StagedFile>> {
+        match method {
+            Method::Odsync => publish::stage_all(ids, workers, |&i| {
+                let (mut file, path) = create(folder, i, libc::O_DSYNC)
+                    .map_err(|e| xflow_engine::EngineError::from_io(folder, &e))?;
+                file.write_all(content)
+                    .map_err(|e| xflow_engine::EngineError::from_io(folder, &e))?;
+                Ok(staged(folder, path, content.len()))
+            })
+            .into_iter()
+            .map(|s| s.map_err(|e| io::Error::other(e.to_string())))
+            .collect(),
+            Method::SyncFileRange | Method::Syncfs => {
+                let mut files = Vec::with_capacity(ids.len());
+                for &i in ids {
+                    let (mut file, path) = create(folder, i, 0)?;
+                    file.write_all(content)?;
+                    files.push((file, path));
+                }
+                if method == Method::Syncfs {
+                    syncfs(folder)?;
+                } else {
+                    for (file, _) in &files {
+                        // SAFETY: a valid open descriptor; offset 0, length 0 means the whole file.
+                        check(unsafe {
+                            libc::sync_file_range(
+                                file.as_raw_fd(),
+                                0,
+                                0,
+                                libc::SYNC_FILE_RANGE_WRITE,
+                            )
+                        })?;
+                    }
+                    for (file, _) in &files {
+                        file.sync_data()?;
+                    }
+                }
+                Ok(files
+                    .into_iter()
+                    .map(|(_, path)| staged(folder, path, content.len()))
+                    .collect())
+            }
+            Method::Fsync => unreachable!("staged by the engine's own publish::stage"),
+        }
+    }
+}
+
+fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
+    use xflow_engine::journal::{self, Journal, Record, RunRecord, State};
+    let (mut state, mut sd_loen, mut prisme) = (None, None, None);
+    let (mut runs, mut deliveries, mut quarantined, mut days) =
+        (175_000usize, 150_000usize, 3usize, 365i64);
+    for (key, value) in options(
+        args,
+        &[
+            "state",
+            "sd-loen",
+            "prisme",
+            "runs",
+            "deliveries",
+            "quarantined",
+            "days",
+        ],
+    )? {
+        match key {
+            "state" => state = Some(PathBuf::from(value)),
+            "sd-loen" => sd_loen = Some(PathBuf::from(value)),
+            "prisme" => prisme = Some(PathBuf::from(value)),
+            "runs" => runs = parse(key, value)?,
+            "deliveries" => deliveries = parse(key, value)?,
+            "quarantined" => quarantined = parse(key, value)?,
+            _ => days = parse(key, value)?,
+        }
+    }
+    let (Some(state), Some(sd_loen), Some(prisme)) = (state, sd_loen, prisme) else {
+        return Err("--state, --sd-loen and --prisme are required".into());
+    };
+    if runs == 0 || days <= 0 {
+        return Err("--runs and --days must be at least 1".into());
+    }
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let mut journal = Journal::open(&state).map_err(|e| e.to_string())?;
+    let now = chrono::Utc::now();
+    let span = chrono::Duration::days(days);
+    // The i-th of n events, evenly spread so that the last one is now.
+    let at = |i: usize, n: usize| {
+        let t = now - span + span * (i as i32 + 1) / n.max(1) as i32;
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let err = |e: xflow_engine::EngineError| e.to_string();
+    for chunk in (0..runs).collect::<Vec<_>>().chunks(10_000) {
+        let records: Vec<RunRecord> = chunk
+            .iter()
+            .map(|&i| RunRecord {
+                run_id: format!("00000000-0000-7000-8000-{i:012}"),
+                started_at: at(i, runs),
+                finished_at: Some(at(i, runs)),
+                outcome: Some("Succeeded".into()),
+                delivered: u64::from(i.is_multiple_of(7)),
+                duration_ms: Some(150),
+                ..Default::default()
+            })
+            .collect();
+        journal.record_runs(&records).map_err(err)?;
+    }
+    let record = |i: usize, state: State| {
+        let (system, folder) = if i.is_multiple_of(2) {
+            (xflow_engine::System::SdLoen, &sd_loen)
+        } else {
+            (xflow_engine::System::Prisme, &prisme)
+        };
+        let name = format!(
+            "L{i:07}_{}.csv",
+            if i.is_multiple_of(2) {
+                "loen"
+            } else {
+                "postering"
+            }
+        );
+        let received = at(i, deliveries);
+        Record {
+            id: format!("d-{i:09}-9f3b2c1a-7e4d-4b8a-a1c2-{i:012}"),
+            system,
+            requested_name: name.clone(),
+            wanted_name: name.clone(),
+            file_name: (state == State::Acknowledged).then(|| name.clone()),
+            folder: folder.clone(),
+            temp_name: None,
+            sha256: format!("{:064x}", i as u128 * 0x9e37_79b9_7f4a_7c15),
+            size: 4096 + (i as u64 % 2048),
+            created_at: Some(received.clone()),
+            state,
+            reason: (state == State::Quarantined)
+                .then(|| "the content does not match its sha256".to_owned()),
+            run_id: format!(
+                "00000000-0000-7000-8000-{:012}",
+                i * runs / deliveries.max(1)
+            ),
+            received_at: received.clone(),
+            published_at: (state == State::Acknowledged).then(|| received.clone()),
+            acknowledged_at: (state == State::Acknowledged).then(|| received.clone()),
+        }
+    };
+    let ids: Vec<usize> = (0..deliveries).collect();
+    for chunk in ids.chunks(10_000) {
+        journal
+            .batch(|b| {
+                chunk.iter().try_for_each(|&i| {
+                    let quarantine = i + quarantined >= deliveries;
+                    b.upsert(&record(
+                        i,
+                        if quarantine {
+                            State::Quarantined
+                        } else {
+                            State::Acknowledged
+                        },
+                    ))
+                })
+            })
+            .map_err(err)?;
+    }
+    for i in deliveries.saturating_sub(quarantined)..deliveries {
+        let r = record(i, State::Quarantined);
+        let document = serde_json::json!({
+            "id": r.id, "system": r.system.wire_name(), "fileName": r.requested_name,
+            "sha256": r.sha256, "reason": r.reason, "errorId": "HashMismatch",
+            "quarantinedAt": journal::now(), "content": "c29tZSBieXRlcw==",
+        });
+        let path = xflow_engine::state_dir::quarantine(&state, &r.id, &document).map_err(err)?;
+        let mut r = r;
+        r.folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        journal.batch(|b| b.upsert(&r)).map_err(err)?;
+    }
+    drop(journal);
+    Ok(serde_json::json!({
+        "runs": runs,
+        "deliveries": deliveries,
+        "quarantined": quarantined,
+        "days": days,
+        "stateBytes": folder_size(&state).map_err(|e| format!("{}: {e}", state.display()))?,
+    }))
+}
+
+/// The bytes of every file under `dir`.
+fn folder_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            folder_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 fn drain() -> Result<serde_json::Value, String> {
