@@ -11,13 +11,19 @@
          bindings/NativeMethods.g.cs; not on CI or with -NoRegenerate, so that a stale committed
          binding is caught by the ffi crate's own cargo test instead of being silently fixed)
       2. dotnet build -c Release powershell/XFlowDelivery/XFlowDelivery.csproj
-      3. out/XFlowDelivery/ = psd1 + dll + Format.ps1xml + Task.ps1 + en-US help + <os>-<arch>/xflow_delivery.<so|dll|dylib>
+      3. out/native/<os>-<arch>/: the library stripped of its symbols, and the symbols apart
+         (Linux: objcopy, xflow_delivery.so.debug; Windows: the linker's .pdb); the psd1, the
+         csproj and Cargo.toml must carry the same version
+      4. out/XFlowDelivery/ = psd1 + dll + Format.ps1xml + Task.ps1 + en-US help + <os>-<arch>/xflow_delivery.<so|dll|dylib>
     -Test : cargo test --workspace, then Pester 5.7.1 on tests/ (tests/Invoke-Tests.ps1; Pester
             restored from NuGet through tests/TestDependencies.proj), then one line
             "N passed, N failed, N skipped" for both together. Exit code 1 if anything failed.
     -Demo : starts target/release/xflow-sim, enqueues sample SD Løn and Prisme deliveries, runs
             Invoke-XFlowDelivery into temp folders "SD Løn" and "Prisme", shows what landed where,
             stops the simulator.
+    -Package [-NativeArtifacts <dir>] : out/package/XFlowDelivery.<version>.nupkg for PSResourceGet
+            and PowerShellGet (build/Package.ps1), with every library in out/native and <dir>
+            (<os>-<arch>/ folders from other platforms), and their symbols in out/package/symbols.
     -Stress [-Trials N] [-MinKills N] [-PowerCuts N] : the reliability harness (build/Stress.ps1):
             kill -9 trials until each ack mode has at least -MinKills kills (default 100), then
             -PowerCuts LazyFS power cuts per ack mode (default 30; skipped, with the reason,
@@ -51,7 +57,12 @@ param(
     # Run the benchmarks (build/Bench.ps1).
     [switch]$Bench,
     # With -Bench: a short run (used by CI), not the full measurement.
-    [switch]$Quick
+    [switch]$Quick,
+    # Package the module: out/package/XFlowDelivery.<version>.nupkg and out/package/symbols/.
+    [switch]$Package,
+    # With -Package: a folder of <os>-<arch>/ folders with the libraries built on other
+    # platforms (the CI workflow's artifacts), as out/native/ holds this platform's.
+    [string]$NativeArtifacts
 )
 
 $ErrorActionPreference = 'Stop'
@@ -148,11 +159,13 @@ function Invoke-Build {
     Invoke-Checked dotnet @('build', (Join-Path $ProjectDir 'XFlowDelivery.csproj'), '-c', 'Release', '-nologo', '-v:minimal')
 
     Write-Step "assemble $ModuleOut"
+    $version = Assert-VersionsAgree
     $native = Get-NativeInfo
     $builtNative = Join-Path (Get-TargetDir) "release/$($native.Built)"
     if (-not (Test-Path -LiteralPath $builtNative)) {
         throw "The native library was not built: '$builtNative' is missing."
     }
+    $nativeOut = Export-NativeLibrary -Built $builtNative -Native $native
     $managedOut = Join-Path $ProjectDir 'bin/Release/netstandard2.0'
     if (Test-Path -LiteralPath $ModuleOut) {
         Remove-Item -LiteralPath $ModuleOut -Recurse -Force
@@ -164,9 +177,53 @@ function Invoke-Build {
     }
     New-Item -ItemType Directory -Path (Join-Path $ModuleOut 'en-US') -Force | Out-Null
     Copy-Item -LiteralPath (Join-Path $managedOut 'en-US/XFlowDelivery.dll-Help.xml') -Destination (Join-Path $ModuleOut 'en-US')
-    Copy-Item -LiteralPath $builtNative -Destination (Join-Path $nativeDir $native.Shipped)
+    Copy-Item -LiteralPath (Join-Path $nativeOut $native.Shipped) -Destination (Join-Path $nativeDir $native.Shipped)
+    Write-Host "    XFlowDelivery $version"
     Get-ChildItem -LiteralPath $ModuleOut -Recurse -File |
-        ForEach-Object { Write-Host ('    ' + [IO.Path]::GetRelativePath($Root, $_.FullName)) }
+        ForEach-Object { Write-Host ('    ' + [IO.Path]::GetRelativePath($Root, $_.FullName) + "  ($($_.Length) bytes)") }
+}
+
+function Assert-VersionsAgree {
+    # One version in three places: the Cargo workspace (the library), the C# project (the
+    # assembly) and the module manifest. Returns it; throws naming all three when they differ.
+    $cargo = Select-String -LiteralPath (Join-Path $Root 'Cargo.toml') -Pattern '^version\s*=\s*"([^"]+)"' | Select-Object -First 1
+    $csproj = Select-String -LiteralPath (Join-Path $ProjectDir 'XFlowDelivery.csproj') -Pattern '<Version>([^<]+)</Version>' | Select-Object -First 1
+    $manifest = (Import-PowerShellDataFile -LiteralPath (Join-Path $ProjectDir 'XFlowDelivery.psd1')).ModuleVersion
+    $versions = [ordered]@{
+        'Cargo.toml [workspace.package] version' = $cargo ? $cargo.Matches[0].Groups[1].Value : '(none)'
+        'XFlowDelivery.csproj <Version>'          = $csproj ? $csproj.Matches[0].Groups[1].Value : '(none)'
+        'XFlowDelivery.psd1 ModuleVersion'        = "$manifest"
+    }
+    if (@($versions.Values | Select-Object -Unique).Count -ne 1) {
+        throw "The versions differ; set the same one in all three: " + (($versions.GetEnumerator() | ForEach-Object { "$($_.Key) = $($_.Value)" }) -join '; ')
+    }
+    return "$manifest"
+}
+
+function Export-NativeLibrary {
+    <#
+    Copies the built library to out/native/<rid>/ under the name the module ships, stripped of
+    its symbols, with the symbols beside it as a separate file (Linux: <name>.debug, tied to the
+    library by a .gnu_debuglink; Windows: the linker's .pdb, never shipped inside the DLL).
+    The CI workflow collects these folders from every platform for build.ps1 -Package.
+    Returns the folder.
+    #>
+    param([Parameter(Mandatory)][string]$Built, [Parameter(Mandatory)]$Native)
+    $dir = Join-Path $OutDir "native/$($Native.Rid)"
+    if (Test-Path -LiteralPath $dir) { Remove-Item -LiteralPath $dir -Recurse -Force }
+    New-Item -ItemType Directory -Path $dir -Force | Out-Null
+    $shipped = Join-Path $dir $Native.Shipped
+    if ($IsLinux) {
+        $symbols = "$shipped.debug"
+        Invoke-Checked objcopy @('--only-keep-debug', $Built, $symbols)
+        Invoke-Checked objcopy @('--strip-unneeded', "--add-gnu-debuglink=$symbols", $Built, $shipped)
+    }
+    else {
+        Copy-Item -LiteralPath $Built -Destination $shipped
+        $pdb = [IO.Path]::ChangeExtension($Built, '.pdb')
+        if (Test-Path -LiteralPath $pdb) { Copy-Item -LiteralPath $pdb -Destination (Join-Path $dir ([IO.Path]::GetFileName($pdb))) }
+    }
+    return $dir
 }
 
 function Invoke-CargoTests {
@@ -258,6 +315,12 @@ Invoke-Build
 
 if ($Demo) {
     Invoke-Demo
+}
+
+if ($Package) {
+    Write-Step 'package (build/Package.ps1): out/package'
+    & (Join-Path $Root 'build/Package.ps1') -ModulePath $ModuleOut -NativePath (Join-Path $OutDir 'native') `
+        -OutputPath (Join-Path $OutDir 'package') -NativeArtifacts $NativeArtifacts | Format-List | Out-Host
 }
 
 if ($Stress) {

@@ -216,16 +216,19 @@ $summary = Invoke-XFlowDelivery -ConfigPath $Config -WhatIf
         @(Invoke-XFlowDelivery -ConfigPath $f.Config | Where-Object { $_ -is [XFlowDelivery.Model.XFlowDeliveredFile] }).Count | Should -Be 2
     }
 
-    It '-Confirm declined does nothing' {
+    It '-Confirm where nobody can answer (non-interactive) stops before anything is fetched or written' {
         $f = New-Folders
         New-Config -Folders $f | Out-Null
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
-        # $ConfirmPreference High + ConfirmImpact Medium does not ask; forcing it with -Confirm in a
-        # non-interactive child answers "no" by failing to prompt: nothing may be written either way.
+        # $ConfirmPreference High + ConfirmImpact Medium does not ask; -Confirm forces the question,
+        # which a non-interactive session cannot put: PowerShell's own InvalidOperation error.
         $script = Join-Path $f.Root 'confirm.ps1'
-        Set-Content -LiteralPath $script -Encoding utf8 -Value 'param($Manifest, $Config) Import-Module $Manifest; try { Invoke-XFlowDelivery -ConfigPath $Config -Confirm } catch { "REFUSED: $($_.FullyQualifiedErrorId)" }'
+        Set-Content -LiteralPath $script -Encoding utf8 -Value 'param($Manifest, $Config) Import-Module $Manifest; try { Invoke-XFlowDelivery -ConfigPath $Config -Confirm; "NO ERROR" } catch { "ERRORID=$($_.FullyQualifiedErrorId)"; "MESSAGE=$($_.Exception.Message)" }'
         $result = Invoke-XFlowChildPwsh -ScriptPath $script -ArgumentList @((Get-XFlowModuleManifest), $f.Config)
-        $result.Output | Should -Match 'REFUSED'
+        $result.ExitCode | Should -Be 0 -Because $result.Output
+        $result.Output | Should -Match '(?m)^ERRORID=InvalidOperation,XFlowDelivery\.Cmdlets\.InvokeXFlowDeliveryCommand\r?$'
+        $result.Output | Should -Match 'NonInteractive mode'
+        @(Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object handedOutCount -GT 0).Count | Should -Be 0
         @(Get-ChildItem -LiteralPath $f.SdLoen -Force).Count | Should -Be 0
         (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
     }

@@ -24,10 +24,11 @@ Describe 'Unreachable server' {
         "$($err.TargetObject)" | Should -Match '127\.0\.0\.1'
         $err.Exception | Should -BeOfType ([XFlowDelivery.XFlowDeliveryException])
         $err.Exception.ErrorId | Should -Be 'ServerUnreachable'
-        # Still alive and usable.
-        (1 + 1) | Should -Be 2
-        Get-Command Invoke-XFlowDelivery | Should -Not -BeNullOrEmpty
         @(Get-ChildItem -LiteralPath $script:Folder -Force).Count | Should -Be 0
+        # The session and the native engine are still usable: a second run starts, reaches the
+        # network again and fails the same way (a poisoned engine or session would fail otherwise).
+        { Invoke-XFlowDelivery -BaseUrl $url -ApiToken $script:Token -SdLoenPath $script:Folder -StatePath $script:State -TimeoutSec 5 } |
+            Should -Throw -ErrorId 'ServerUnreachable,XFlowDelivery.Cmdlets.InvokeXFlowDeliveryCommand'
     }
 
     It 'does not crash a separate pwsh process (-File), which can catch it and carry on' {

@@ -42,6 +42,11 @@ if ($PSVersionTable.PSEdition -eq 'Desktop') {
     $global:IsMacOS = $false
 }
 
+# Pester searches the parent of a path that does not exist (up to the whole file system).
+foreach ($p in $Path) {
+    if (-not (Test-Path -LiteralPath $p)) { throw "No test file or folder '$p'." }
+}
+
 Get-Module Pester | Remove-Module -Force
 Import-Module $PesterPath -Force
 
@@ -62,10 +67,17 @@ $result = & {
     $ErrorActionPreference = 'Continue'
     Invoke-Pester -Configuration $config
 }
-$counts = @{
-    Passed  = [int]$result.PassedCount
-    Failed  = [int]($result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount)
-    Skipped = [int]$result.SkippedCount
+$counts = @{ Passed = 0; Failed = 0; Skipped = 0 }
+if ($null -ne $result) {
+    $counts.Passed = [int]$result.PassedCount
+    $counts.Failed = [int]($result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount)
+    $counts.Skipped = [int]$result.SkippedCount
+}
+# A run that broke before or around the tests (no result, a path not found, no test at all)
+# counts as a failure, never as a green run of nothing.
+if ($counts.Failed -eq 0 -and ($null -eq $result -or $result.Result -eq 'Failed' -or $result.TotalCount -eq 0)) {
+    Write-Host 'Pester did not run the tests (see the errors above): counted as 1 failure' -ForegroundColor Red
+    $counts.Failed = 1
 }
 if ($PassThru) { return $counts }
 

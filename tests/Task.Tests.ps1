@@ -1,6 +1,7 @@
-# The scheduled task: the entry script XFlowDelivery.Task.ps1 run as Task Scheduler / systemd run
-# it (`pwsh -NoProfile -NonInteractive -File <script> -ConfigPath <file>` in a child process),
-# with one exit code per outcome, and the task definitions Register-XFlowDeliveryTask produces.
+# The scheduled task: the entry script XFlowDelivery.Task.ps1 in a child process
+# (`pwsh -NoProfile -NonInteractive -File <script> -ConfigPath <file>`) with one exit code per
+# outcome, the task definitions Register-XFlowDeliveryTask produces, and their command line run
+# as systemd and Task Scheduler run it (the module found by name, the exit code passed through).
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Work = New-XFlowTestDirectory -Name 'xflow-task'
@@ -199,7 +200,6 @@ Describe 'Task definitions' {
     BeforeAll {
         $script:Settings = [XFlowDelivery.XFlowTaskSettings]@{
             PowerShellPath            = 'C:\Program Files\PowerShell\7\pwsh.exe'
-            ScriptPath                = 'C:\Program Files\WindowsPowerShell\Modules\XFlowDelivery\XFlowDelivery.Task.ps1'
             ConfigPath                = 'C:\ProgramData\XFlowDelivery\config & løn.json'
             WorkingDirectory          = 'C:\ProgramData\XFlowDelivery'
             Account                   = 'KOMMUNE\svc-xflow$'
@@ -210,7 +210,7 @@ Describe 'Task definitions' {
         }
     }
 
-    It 'Task Scheduler XML: every 3 minutes without end, IgnoreNew, StartWhenAvailable, a time limit in minutes, least privilege, the account, and a -File action' {
+    It 'Task Scheduler XML: every 3 minutes without end, IgnoreNew, StartWhenAvailable, a time limit in minutes, least privilege, the account, and an action that finds the module by name' {
         [xml]$xml = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToTaskSchedulerXml($script:Settings)
         $ns = [Xml.XmlNamespaceManager]::new($xml.NameTable)
         $ns.AddNamespace('t', 'http://schemas.microsoft.com/windows/2004/02/mit/task')
@@ -228,25 +228,91 @@ Describe 'Task definitions' {
         (& $one '/t:Task/t:Actions/t:Exec/t:Command').InnerText | Should -Be 'C:\Program Files\PowerShell\7\pwsh.exe'
         (& $one '/t:Task/t:Actions/t:Exec/t:WorkingDirectory').InnerText | Should -Be 'C:\ProgramData\XFlowDelivery'
         $arguments = (& $one '/t:Task/t:Actions/t:Exec/t:Arguments').InnerText
-        $arguments | Should -Be '-NoProfile -NonInteractive -File "C:\Program Files\WindowsPowerShell\Modules\XFlowDelivery\XFlowDelivery.Task.ps1" -ConfigPath "C:\ProgramData\XFlowDelivery\config & løn.json"'
-        $arguments | Should -Not -Match '-Command'
+        # No path into a version folder: the module is looked up by name at every run.
+        $arguments | Should -BeLike '-NoProfile -NonInteractive -Command "*"'
+        $arguments | Should -Match ([regex]::Escape("Get-Module -ListAvailable -Name XFlowDelivery"))
+        $arguments | Should -Match ([regex]::Escape("-ConfigPath 'C:\ProgramData\XFlowDelivery\config & løn.json'"))
+        $arguments | Should -Match 'exit \$LASTEXITCODE"$'
+        $arguments | Should -Not -Match 'Modules[\\/]XFlowDelivery'
     }
 
-    It 'systemd: a oneshot service running the entry script with -File as the account, and a 3-minute timer' {
+    It 'systemd: a oneshot service running the same command as the account, and a 3-minute timer' {
         $s = [XFlowDelivery.XFlowTaskSettings]@{
-            PowerShellPath = '/opt/microsoft/powershell/7/pwsh'; ScriptPath = '/opt/xflow/XFlowDelivery.Task.ps1'
-            ConfigPath = '/etc/xflow/100% $HOME.json'; WorkingDirectory = '/etc/xflow'; Account = 'xflow'
+            PowerShellPath = '/opt/microsoft/powershell/7/pwsh'
+            ConfigPath = "/etc/xflow/100% `$HOME it's.json"; WorkingDirectory = '/etc/xflow'; Account = 'xflow'
         }
         $service = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToSystemdService($s)
         $timer = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToSystemdTimer($s)
         $service | Should -Match '(?m)^Type=oneshot$'
         $service | Should -Match '(?m)^User=xflow$'
         $service | Should -Match '(?m)^TimeoutStartSec=15min$'
-        # % and $ are escaped, so systemd runs exactly this path.
-        $service | Should -Match ([regex]::Escape('ExecStart="/opt/microsoft/powershell/7/pwsh" -NoProfile -NonInteractive -File "/opt/xflow/XFlowDelivery.Task.ps1" -ConfigPath "/etc/xflow/100%% $$HOME.json"'))
+        # % and $ are escaped, so systemd expands nothing: the argv is exactly this.
+        $service | Should -Match ([regex]::Escape("-ConfigPath '/etc/xflow/100%% `$`$HOME it''s.json'"))
+        $execStart = ([regex]::Match($service, '(?m)^ExecStart=(.*)$')).Groups[1].Value
+        $argv = Split-XFlowSystemdCommand $execStart
+        $argv.Count | Should -Be 5
+        $argv[0..3] | Should -Be @('/opt/microsoft/powershell/7/pwsh', '-NoProfile', '-NonInteractive', '-Command')
+        $argv[4] | Should -Be ([XFlowDelivery.XFlowDeliveryTaskDefinition]::EntryCommand($s.ConfigPath))
+        $argv[4] | Should -Match ([regex]::Escape("-ConfigPath '/etc/xflow/100% `$HOME it''s.json'"))
         $timer | Should -Match '(?m)^OnUnitActiveSec=3min$'
         $timer | Should -Match '(?m)^Unit=xflow-delivery.service$'
         $timer | Should -Match '(?m)^WantedBy=timers.target$'
+    }
+}
+
+Describe 'The task''s command line, run as systemd and Task Scheduler would run it' {
+    BeforeAll {
+        # The built module, found by name through PSModulePath as an installed one is.
+        $script:ModuleRoot = Split-Path -Parent (Split-Path -Parent (Get-XFlowModuleManifest))
+        $script:RealPwsh = Join-Path $PSHOME ($IsWindows ? 'pwsh.exe' : 'pwsh')
+        $script:Odd = New-XFlowTestDirectory -Name 'task line'
+        function script:Get-TaskRuns {
+            # The systemd argv and the Task Scheduler command line for one configuration file.
+            param([string]$ConfigPath)
+            $s = [XFlowDelivery.XFlowTaskSettings]@{ PowerShellPath = $script:RealPwsh; ConfigPath = $ConfigPath; WorkingDirectory = $script:Odd; Account = 'xflow' }
+            $execStart = ([regex]::Match([XFlowDelivery.XFlowDeliveryTaskDefinition]::ToSystemdService($s), '(?m)^ExecStart=(.*)$')).Groups[1].Value
+            [pscustomobject]@{
+                Argv        = Split-XFlowSystemdCommand $execStart
+                CommandLine = [XFlowDelivery.XFlowDeliveryTaskDefinition]::Arguments($s)
+            }
+        }
+    }
+    BeforeEach { Reset-XFlowSim -Sim $script:Sim }
+
+    It 'runs the entry script of the module found by name and passes its exit code through (<Case>)' -ForEach @(
+        @{ Case = 'systemd ExecStart' }
+        @{ Case = 'Task Scheduler Arguments' }
+    ) {
+        $setup = New-TaskSetup
+        # A name with a quote, a dollar and a percent sign: nothing may be expanded on the way.
+        $config = Join-Path $script:Odd "it's 100% `$HOME.json"
+        Copy-Item -LiteralPath $setup.Config -Destination $config -Force
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
+        $runs = Get-TaskRuns -ConfigPath $config
+        $missing = Get-TaskRuns -ConfigPath (Join-Path $script:Odd 'no such config.json')
+        $env = @{ PSModulePath = $script:ModuleRoot }
+        $run = {
+            param($r)
+            if ($Case -eq 'systemd ExecStart') { Invoke-XFlowProcess -FilePath $r.Argv[0] -ArgumentList $r.Argv[1..($r.Argv.Count - 1)] -Environment $env }
+            else { Invoke-XFlowProcess -FilePath $script:RealPwsh -CommandLine $r.CommandLine -Environment $env }
+        }
+        $ok = & $run $runs
+        $ok.ExitCode | Should -Be 0 -Because $ok.Output
+        $ok.Output | Should -Match 'Succeeded; 1 delivered'
+        @(Get-ChildItem -LiteralPath $setup.SdLoen -File).Count | Should -Be 1
+        # Exit code 2 (configuration) comes through as 2, not as -Command's 0/1.
+        $bad = & $run $missing
+        $bad.ExitCode | Should -Be 2 -Because $bad.Output
+    }
+
+    It 'exits 1 with a message naming PSModulePath when no XFlowDelivery is installed' {
+        $setup = New-TaskSetup
+        $runs = Get-TaskRuns -ConfigPath $setup.Config
+        $empty = New-XFlowTestDirectory -Name 'no-modules'
+        $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $empty }
+        $result.ExitCode | Should -Be 1 -Because $result.Output
+        $result.Output | Should -Match 'not installed where this account''s PowerShell finds modules \(PSModulePath\)'
+        (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
     }
 }
 
@@ -261,7 +327,7 @@ Describe 'Register-XFlowDeliveryTask / Unregister-XFlowDeliveryTask (systemd uni
         $task = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WhatIf
         $task.Registered | Should -BeFalse
         $task.Definition | Should -Match 'ExecStart='
-        $task.Definition | Should -Match ([regex]::Escape($script:EntryScript))
+        $task.Definition | Should -Match ([regex]::Escape("-ConfigPath '$($script:Setup.Config)'"))
         @(Get-ChildItem -LiteralPath $script:Units).Count | Should -Be 0
     }
 
@@ -270,7 +336,7 @@ Describe 'Register-XFlowDeliveryTask / Unregister-XFlowDeliveryTask (systemd uni
         $task.Registered | Should -BeTrue
         $service = Join-Path $script:Units 'xflow-delivery.service'
         $timer = Join-Path $script:Units 'xflow-delivery.timer'
-        Get-Content -LiteralPath $service -Raw | Should -Match ([regex]::Escape("-ConfigPath `"$($script:Setup.Config)`""))
+        Get-Content -LiteralPath $service -Raw | Should -Match ([regex]::Escape("-ConfigPath '$($script:Setup.Config)'"))
         Get-Content -LiteralPath $timer -Raw | Should -Match 'OnUnitActiveSec=3min'
 
         # Same definition again: fine, unchanged.

@@ -55,15 +55,26 @@ function Get-XFlowPwshCommand {
     [pscustomobject]@{ FilePath = $exe; Prefix = @((Join-Path $PSHOME 'pwsh.dll')) }
 }
 
-function Invoke-XFlowChildPwsh {
-    # Runs a script file in a fresh `pwsh -NoProfile -NonInteractive -File`; returns its exit code
-    # and its combined output (one string).
-    param([Parameter(Mandatory)][string]$ScriptPath, [string[]]$ArgumentList = @(), [string]$WorkingDirectory = [IO.Path]::GetTempPath())
-    $pwsh = Get-XFlowPwshCommand
-    $psi = [Diagnostics.ProcessStartInfo]::new($pwsh.FilePath)
-    foreach ($a in $pwsh.Prefix) { $psi.ArgumentList.Add($a) }
-    foreach ($a in '-NoProfile', '-NonInteractive', '-File', $ScriptPath) { $psi.ArgumentList.Add($a) }
-    foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
+function Invoke-XFlowProcess {
+    # Runs a program to the end (stdin closed, killed after TimeoutSec); each argument is one argv
+    # entry, or with -CommandLine one string parsed the Windows way (as Task Scheduler passes an
+    # action's Arguments; .NET parses it so on every OS). $Environment adds or replaces variables
+    # ($null removes one).
+    # Returns its exit code and its combined output (one string).
+    param(
+        [Parameter(Mandatory)][string]$FilePath,
+        [string[]]$ArgumentList = @(),
+        [string]$CommandLine,
+        [hashtable]$Environment = @{},
+        [string]$WorkingDirectory = [IO.Path]::GetTempPath(),
+        [int]$TimeoutSec = 120
+    )
+    $psi = [Diagnostics.ProcessStartInfo]::new($FilePath)
+    if ($PSBoundParameters.ContainsKey('CommandLine')) { $psi.Arguments = $CommandLine }
+    else { foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) } }
+    foreach ($k in $Environment.Keys) {
+        if ($null -eq $Environment[$k]) { [void]$psi.Environment.Remove($k) } else { $psi.Environment[$k] = $Environment[$k] }
+    }
     $psi.WorkingDirectory = $WorkingDirectory
     $psi.UseShellExecute = $false
     $psi.RedirectStandardOutput = $true
@@ -73,12 +84,54 @@ function Invoke-XFlowChildPwsh {
     $p.StandardInput.Close()
     $out = $p.StandardOutput.ReadToEndAsync()
     $err = $p.StandardError.ReadToEndAsync()
-    if (-not $p.WaitForExit(120000)) {
+    if (-not $p.WaitForExit($TimeoutSec * 1000)) {
         $p.Kill($true)
-        throw "child pwsh did not finish within 120 s: $ScriptPath"
+        throw "'$FilePath' did not finish within $TimeoutSec s"
     }
     $p.WaitForExit()
     [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $out.Result + $err.Result }
+}
+
+function Invoke-XFlowChildPwsh {
+    # Runs a script file in a fresh `pwsh -NoProfile -NonInteractive -File`; returns its exit code
+    # and its combined output (one string).
+    param([Parameter(Mandatory)][string]$ScriptPath, [string[]]$ArgumentList = @(), [string]$WorkingDirectory = [IO.Path]::GetTempPath())
+    $pwsh = Get-XFlowPwshCommand
+    Invoke-XFlowProcess -FilePath $pwsh.FilePath -WorkingDirectory $WorkingDirectory `
+        -ArgumentList (@($pwsh.Prefix) + @('-NoProfile', '-NonInteractive', '-File', $ScriptPath) + $ArgumentList)
+}
+
+function Split-XFlowSystemdCommand {
+    <#
+    .SYNOPSIS
+        The argv systemd makes of an ExecStart= value: words split at blanks, "..." and '...'
+        quoting, backslash escapes, and %% / $$ back to % / $ (the unit files escape those so that
+        no specifier or variable is expanded).
+    #>
+    param([Parameter(Mandatory)][string]$Value)
+    $Value = $Value.Replace('%%', '%').Replace('$$', '$')
+    $words = [Collections.Generic.List[string]]::new()
+    $word = [Text.StringBuilder]::new()
+    $inWord = $false
+    $quote = [char]0
+    for ($i = 0; $i -lt $Value.Length; $i++) {
+        $c = $Value[$i]
+        if ($c -eq '\' -and $i + 1 -lt $Value.Length) { [void]$word.Append($Value[++$i]); $inWord = $true; continue }
+        if ($quote -ne [char]0) {
+            if ($c -eq $quote) { $quote = [char]0 } else { [void]$word.Append($c) }
+            continue
+        }
+        if ($c -eq '"' -or $c -eq "'") { $quote = $c; $inWord = $true; continue }
+        if ([char]::IsWhiteSpace($c)) {
+            if ($inWord) { $words.Add($word.ToString()); [void]$word.Clear(); $inWord = $false }
+            continue
+        }
+        [void]$word.Append($c)
+        $inWord = $true
+    }
+    if ($quote -ne [char]0) { throw "unterminated quote in: $Value" }
+    if ($inWord) { $words.Add($word.ToString()) }
+    , $words.ToArray()
 }
 
 function Start-XFlowSim {

@@ -10,8 +10,6 @@ namespace XFlowDelivery
     {
         /// <summary>Full path of pwsh.exe / powershell.exe (Windows) or pwsh (Linux).</summary>
         public string PowerShellPath { get; set; } = "";
-        /// <summary>Full path of the module's XFlowDelivery.Task.ps1.</summary>
-        public string ScriptPath { get; set; } = "";
         public string ConfigPath { get; set; } = "";
         public string WorkingDirectory { get; set; } = "";
         /// <summary>DOMAIN\user, or DOMAIN\gmsa$ for a group managed service account.</summary>
@@ -39,9 +37,25 @@ namespace XFlowDelivery
 
         private static readonly XNamespace Ns = "http://schemas.microsoft.com/windows/2004/02/mit/task";
 
-        /// <summary>The arguments after the executable: never -Command (it reduces exit codes to 0/1).</summary>
+        /// <summary>
+        /// What the task runs: the entry script XFlowDelivery.Task.ps1 of the newest XFlowDelivery
+        /// installed where the task's PowerShell finds modules, looked up at every run, so that
+        /// Update-PSResource and removing an old version never break the task (a path into a
+        /// version folder would). The explicit exit passes the entry script's exit code through
+        /// unchanged (a -Command ending without one reports only 0 or 1), and a module that cannot
+        /// be found or started is exit code 1, never 0. No double quotes inside: the text travels
+        /// in one double-quoted argument on Windows and in systemd.
+        /// </summary>
+        public static string EntryCommand(string configPath) =>
+            "try { " +
+            "$m = Get-Module -ListAvailable -Name XFlowDelivery | Sort-Object Version -Descending | Select-Object -First 1; " +
+            "if (-not $m) { throw 'The XFlowDelivery module is not installed where this account''s PowerShell finds modules (PSModulePath): install it for all users.' }; " +
+            "& (Join-Path $m.ModuleBase 'XFlowDelivery.Task.ps1') -ConfigPath " + PowerShellQuote(configPath) +
+            " } catch { [Console]::Error.WriteLine('XFlowDelivery: ' + $_); exit 1 }; exit $LASTEXITCODE";
+
+        /// <summary>The arguments after the executable (Task Scheduler's Arguments).</summary>
         public static string Arguments(XFlowTaskSettings s) =>
-            $"-NoProfile -NonInteractive -File {Quote(s.ScriptPath)} -ConfigPath {Quote(s.ConfigPath)}";
+            "-NoProfile -NonInteractive -Command " + Quote(EntryCommand(s.ConfigPath));
 
         /// <summary>Task Scheduler 1.2 XML (Windows Server 2008 R2 and later).</summary>
         public static string ToTaskSchedulerXml(XFlowTaskSettings s)
@@ -100,8 +114,7 @@ namespace XFlowDelivery
             text.Append("User=").Append(s.Account).Append('\n');
             text.Append("WorkingDirectory=").Append(s.WorkingDirectory.Replace("%", "%%")).Append('\n');
             text.Append("ExecStart=").Append(SystemdQuote(s.PowerShellPath))
-                .Append(" -NoProfile -NonInteractive -File ").Append(SystemdQuote(s.ScriptPath))
-                .Append(" -ConfigPath ").Append(SystemdQuote(s.ConfigPath)).Append('\n');
+                .Append(" -NoProfile -NonInteractive -Command ").Append(SystemdQuote(EntryCommand(s.ConfigPath))).Append('\n');
             text.Append("TimeoutStartSec=").Append(s.ExecutionTimeLimitMinutes.ToString(CultureInfo.InvariantCulture)).Append("min\n");
             return text.ToString();
         }
@@ -118,8 +131,15 @@ namespace XFlowDelivery
                    "[Install]\nWantedBy=timers.target\n";
         }
 
-        // Windows command line: paths cannot contain '"', and none of ours ends with '\'.
+        // Windows command line: paths cannot contain '"', and the entry command has none and does
+        // not end with '\'.
         private static string Quote(string value) => "\"" + value + "\"";
+
+        // A PowerShell single-quoted string: nothing inside is expanded; a quote is doubled
+        // (PowerShell also reads the typographic single quotes as quotes).
+        private static string PowerShellQuote(string value) =>
+            "'" + value.Replace("'", "''").Replace("\u2018", "\u2018\u2018").Replace("\u2019", "\u2019\u2019")
+                       .Replace("\u201A", "\u201A\u201A").Replace("\u201B", "\u201B\u201B") + "'";
 
         private static string SystemdQuote(string value) => "\"" + SystemdEscape(value).Replace("\"", "\\\"") + "\"";
 

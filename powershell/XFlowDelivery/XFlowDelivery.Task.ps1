@@ -3,7 +3,8 @@
     Scheduled-task entry point: one XFlowDelivery run from a configuration file, one exit code.
 
 .DESCRIPTION
-    Registered by Register-XFlowDeliveryTask and run as
+    Run by the task Register-XFlowDeliveryTask registers: its -Command finds the newest installed
+    XFlowDelivery by name and runs this script of that version, passing the exit code on; by hand:
         pwsh.exe -NoProfile -NonInteractive -File <module>\XFlowDelivery.Task.ps1 -ConfigPath <file>
     (or powershell.exe). Always ends with an explicit exit code below 256, so Task Scheduler's
     Last Run Result and event 201 carry it (docs/monitoring.md):

@@ -10,7 +10,7 @@ namespace XFlowDelivery.Cmdlets
 {
     /// <summary>
     /// <para type="synopsis">Registers the scheduled run: a Windows scheduled task \XFlowDelivery\XFlowDelivery every 3 minutes, or a systemd service and timer on Linux.</para>
-    /// <para type="description">The action runs the module's XFlowDelivery.Task.ps1 with -File, so the task's Last Run Result is the run's exit code (docs/monitoring.md). Idempotent: an existing registration is left alone unless -Force. -WhatIf shows the definition without registering.</para>
+    /// <para type="description">The action starts PowerShell with a -Command that finds the newest installed XFlowDelivery by name at every run and runs its XFlowDelivery.Task.ps1, ending with that script's exit code, so the task's Last Run Result is the run's exit code (docs/monitoring.md) and updating the module or removing an old version does not break the task. Idempotent: an existing registration is left alone unless -Force. -WhatIf shows the definition without registering.</para>
     /// </summary>
     [Cmdlet(VerbsLifecycle.Register, "XFlowDeliveryTask", DefaultParameterSetName = AccountSet, SupportsShouldProcess = true)]
     [OutputType(typeof(XFlowDeliveryTask))]
@@ -99,7 +99,6 @@ namespace XFlowDelivery.Cmdlets
             var settings = new XFlowTaskSettings
             {
                 PowerShellPath = FindPowerShell(windows),
-                ScriptPath = Path.Combine(NativeLibraryLoader.ModuleDirectory, "XFlowDelivery.Task.ps1"),
                 ConfigPath = configFile,
                 WorkingDirectory = Path.GetDirectoryName(configFile)!,
                 Account = account,
@@ -108,11 +107,54 @@ namespace XFlowDelivery.Cmdlets
                 ExecutionTimeLimitMinutes = ExecutionTimeLimitMinutes,
                 StartBoundary = DateTime.Now.Date,
             };
-            if (!File.Exists(settings.ScriptPath))
-            {
-                Fail("EntryScriptNotFound", ErrorCategory.ObjectNotFound, $"The module's task entry script '{settings.ScriptPath}' is missing; reinstall the module.", settings.ScriptPath);
-            }
+            WarnIfNotFoundByName(account);
             WriteObject(windows ? RegisterWindows(settings, gmsa) : RegisterSystemd(settings));
+        }
+
+        /// <summary>
+        /// The task finds the module by name at every run (XFlowDeliveryTaskDefinition.EntryCommand):
+        /// warn when this copy lies outside PSModulePath, or only in this user's own module folder.
+        /// </summary>
+        private void WarnIfNotFoundByName(string account)
+        {
+            string moduleBase = NativeLibraryLoader.ModuleDirectory;
+            string? root = ModulePathRoot(moduleBase, Environment.GetEnvironmentVariable("PSModulePath"));
+            string fix = "Install it for all users (Install-PSResource XFlowDelivery -Scope AllUsers, or Install-Module XFlowDelivery -Scope AllUsers).";
+            if (root == null)
+            {
+                WriteWarning($"The task starts the newest XFlowDelivery it finds by name, but this one was imported from '{moduleBase}', which is not under PSModulePath: the task will not find it. {fix}");
+            }
+            else if (IsUnderProfile(root) && !string.Equals(account, Environment.UserName, StringComparison.OrdinalIgnoreCase)
+                     && !account.EndsWith("\\" + Environment.UserName, StringComparison.OrdinalIgnoreCase))
+            {
+                WriteWarning($"XFlowDelivery is installed in '{root}', a module folder of the current user only: the task's account '{account}' will not find it. {fix}");
+            }
+        }
+
+        /// <summary>The PSModulePath entry that holds this module folder (directly or as a version folder), or null.</summary>
+        internal static string? ModulePathRoot(string moduleBase, string? psModulePath)
+        {
+            var full = Path.GetFullPath(moduleBase).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
+            var comparison = NativeLibraryLoader.IsWindows ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+            foreach (var entry in (psModulePath ?? "").Split(new[] { Path.PathSeparator }, StringSplitOptions.RemoveEmptyEntries))
+            {
+                string root;
+                try { root = Path.GetFullPath(entry).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar); }
+                catch (Exception ex) when (ex is ArgumentException || ex is NotSupportedException || ex is PathTooLongException) { continue; }
+                var module = Path.Combine(root, "XFlowDelivery");
+                if (string.Equals(full, module, comparison) || string.Equals(Path.GetDirectoryName(full), module, comparison))
+                {
+                    return root;
+                }
+            }
+            return null;
+        }
+
+        private static bool IsUnderProfile(string path)
+        {
+            var profile = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            return profile.Length > 0 && path.StartsWith(profile.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar,
+                NativeLibraryLoader.IsWindows ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
         }
 
         private string FindPowerShell(bool windows)
