@@ -264,7 +264,8 @@ Describe 'The task''s command line, run as systemd and Task Scheduler would run 
     BeforeAll {
         # The built module, found by name through PSModulePath as an installed one is.
         $script:ModuleRoot = Split-Path -Parent (Split-Path -Parent (Get-XFlowModuleManifest))
-        $script:RealPwsh = Join-Path $PSHOME ($IsWindows ? 'pwsh.exe' : 'pwsh')
+        # The PowerShell running these tests, as an executable (not `dotnet pwsh.dll`).
+        $script:RealPwsh = Join-Path $PSHOME $(if ($PSVersionTable.PSEdition -eq 'Desktop') { 'powershell.exe' } elseif ($IsWindows) { 'pwsh.exe' } else { 'pwsh' })
         $script:Odd = New-XFlowTestDirectory -Name 'task line'
         function script:Get-TaskRuns {
             # The systemd argv and the Task Scheduler command line for one configuration file.

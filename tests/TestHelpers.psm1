@@ -46,9 +46,46 @@ function Get-XFlowFreeTcpPort {
     try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
 }
 
+# Windows PowerShell 5.1 (.NET Framework) runs these helpers too (tests/Invoke-Tests.ps1 in the
+# Windows CI job): it has no ProcessStartInfo.ArgumentList, no Process.Kill(bool), no
+# Environment.ProcessPath and no Invoke-RestMethod -SkipCertificateCheck.
+$script:Desktop = $PSVersionTable.PSEdition -eq 'Desktop'
+
+function ConvertTo-XFlowWindowsArgument {
+    # One argument quoted so that a Windows program's command-line parser reads it back unchanged.
+    param([AllowEmptyString()][string]$Value)
+    if ($Value.Length -gt 0 -and $Value -notmatch '[\s"]') { return $Value }
+    $quoted = [Text.StringBuilder]::new('"')
+    $backslashes = 0
+    foreach ($c in $Value.ToCharArray()) {
+        if ($c -eq [char]'\') { $backslashes++; continue }
+        $run = if ($c -eq [char]'"') { 2 * $backslashes + 1 } else { $backslashes }
+        [void]$quoted.Append([char]'\', $run).Append($c)
+        $backslashes = 0
+    }
+    [void]$quoted.Append([char]'\', 2 * $backslashes).Append('"')
+    $quoted.ToString()
+}
+
+function Add-XFlowArgument {
+    # Adds each argument to a ProcessStartInfo as one argv entry.
+    param([Parameter(Mandatory)][Diagnostics.ProcessStartInfo]$StartInfo, [string[]]$ArgumentList = @())
+    if ($script:Desktop) {
+        $StartInfo.Arguments = ((@($StartInfo.Arguments) + @($ArgumentList | ForEach-Object { ConvertTo-XFlowWindowsArgument $_ })) | Where-Object { $_ }) -join ' '
+    }
+    else { foreach ($a in $ArgumentList) { $StartInfo.ArgumentList.Add($a) } }
+}
+
+function Stop-XFlowProcessTree {
+    param([Parameter(Mandatory)][Diagnostics.Process]$Process)
+    if ($script:Desktop) { & taskkill.exe /PID $Process.Id /T /F 2>&1 | Out-Null }
+    else { $Process.Kill($true) }
+}
+
 function Get-XFlowPwshCommand {
-    # How to start another pwsh like this one. Under `dotnet pwsh` (local .NET tool) the process
-    # is dotnet itself running pwsh.dll.
+    # How to start another PowerShell like this one: powershell.exe under Windows PowerShell 5.1;
+    # under `dotnet pwsh` (local .NET tool) the process is dotnet itself running pwsh.dll.
+    if ($script:Desktop) { return [pscustomobject]@{ FilePath = (Join-Path $PSHOME 'powershell.exe'); Prefix = @() } }
     $exe = [Environment]::ProcessPath
     $leaf = [IO.Path]::GetFileNameWithoutExtension($exe)
     if ($leaf -eq 'pwsh') { return [pscustomobject]@{ FilePath = $exe; Prefix = @() } }
@@ -71,7 +108,7 @@ function Invoke-XFlowProcess {
     )
     $psi = [Diagnostics.ProcessStartInfo]::new($FilePath)
     if ($PSBoundParameters.ContainsKey('CommandLine')) { $psi.Arguments = $CommandLine }
-    else { foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) } }
+    else { Add-XFlowArgument -StartInfo $psi -ArgumentList $ArgumentList }
     foreach ($k in $Environment.Keys) {
         if ($null -eq $Environment[$k]) { [void]$psi.Environment.Remove($k) } else { $psi.Environment[$k] = $Environment[$k] }
     }
@@ -85,7 +122,7 @@ function Invoke-XFlowProcess {
     $out = $p.StandardOutput.ReadToEndAsync()
     $err = $p.StandardError.ReadToEndAsync()
     if (-not $p.WaitForExit($TimeoutSec * 1000)) {
-        $p.Kill($true)
+        Stop-XFlowProcessTree $p
         throw "'$FilePath' did not finish within $TimeoutSec s"
     }
     $p.WaitForExit()
@@ -154,8 +191,9 @@ function Start-XFlowSim {
     }
     $stateDir = New-XFlowTestDirectory -Name 'xflow-sim-state'
     $psi = [Diagnostics.ProcessStartInfo]::new($exe)
-    foreach ($a in 'serve', '--port', '0', '--state-dir', $stateDir) { $psi.ArgumentList.Add($a) }
-    if ($PlainHttp) { $psi.ArgumentList.Add('--http') }
+    $simArgs = @('serve', '--port', '0', '--state-dir', $stateDir)
+    if ($PlainHttp) { $simArgs += '--http' }
+    Add-XFlowArgument -StartInfo $psi -ArgumentList $simArgs
     $psi.UseShellExecute = $false
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
@@ -171,7 +209,7 @@ function Start-XFlowSim {
     $stderr = $process.StandardError.ReadToEndAsync()
     $readLine = $process.StandardOutput.ReadLineAsync()
     if (-not $readLine.Wait([TimeSpan]::FromSeconds($ReadyTimeoutSec)) -or $null -eq $readLine.Result) {
-        if (-not $process.HasExited) { $process.Kill($true) }
+        if (-not $process.HasExited) { Stop-XFlowProcessTree $process }
         $process.WaitForExit(5000) | Out-Null
         $log = if ($stderr.Wait(2000)) { $stderr.Result } else { '' }
         throw "The XFlow simulator did not print its ready line within $ReadyTimeoutSec s. stderr:`n$log"
@@ -197,7 +235,7 @@ function Stop-XFlowSim {
     if ($null -eq $Sim) { return }
     try {
         if (-not $Sim.Process.HasExited) {
-            $Sim.Process.Kill($true)
+            Stop-XFlowProcessTree $Sim.Process
         }
         $Sim.Process.WaitForExit(10000) | Out-Null
     }
@@ -229,13 +267,37 @@ function Invoke-XFlowSimControl {
     $uri = [Uri]($Sim.ControlUrl.TrimEnd('/') + '/' + $Path.TrimStart('/'))
     if (-not $uri.IsLoopback) { throw "refusing to call a control API that is not on loopback: $uri" }
     $params = @{ Uri = $uri; Method = $Method; Headers = @{ 'X-Control-Token' = $Sim.ControlToken } }
-    if ($uri.Scheme -eq 'https') { $params.SkipCertificateCheck = $true }
+    if ($uri.Scheme -eq 'https') {
+        if ($script:Desktop) { Enable-XFlowLoopbackCertificateTrust } else { $params.SkipCertificateCheck = $true }
+    }
     if ($PSBoundParameters.ContainsKey('Body')) {
         $json = if ($Body -is [string]) { $Body } else { ConvertTo-Json -InputObject $Body -Depth 20 -Compress }
         $params.Body = [Text.Encoding]::UTF8.GetBytes($json)
         $params.ContentType = 'application/json; charset=utf-8'
     }
     Invoke-RestMethod @params
+}
+
+function Enable-XFlowLoopbackCertificateTrust {
+    # Windows PowerShell 5.1: accept any certificate from a loopback address only (the
+    # simulator's control API), for this process's .NET web requests; TLS 1.2 on.
+    [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
+    if (-not ('XFlowLoopbackTrust' -as [type])) {
+        Add-Type -TypeDefinition @'
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+public static class XFlowLoopbackTrust {
+    public static bool Accept(object sender, X509Certificate certificate, X509Chain chain, SslPolicyErrors errors) {
+        if (errors == SslPolicyErrors.None) return true;
+        var request = sender as HttpWebRequest;
+        return request != null && request.RequestUri.IsLoopback;
+    }
+}
+'@
+        [Net.ServicePointManager]::ServerCertificateValidationCallback = [Delegate]::CreateDelegate(
+            [Net.Security.RemoteCertificateValidationCallback], [XFlowLoopbackTrust].GetMethod('Accept'))
+    }
 }
 
 function Reset-XFlowSim {
@@ -326,7 +388,7 @@ function Start-XFlowRunOnce {
     if ($StartGate) { $arguments += @('-StartGate', $StartGate) }
     $command = @($CommandPrefix) + @($pwsh.FilePath) + $arguments
     $psi = [Diagnostics.ProcessStartInfo]::new($command[0])
-    foreach ($a in ($command | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
+    Add-XFlowArgument -StartInfo $psi -ArgumentList @($command | Select-Object -Skip 1)
     $psi.Environment['XFLOW_RUNONCE_TOKEN'] = $Sim.Token
     $psi.WorkingDirectory = [IO.Path]::GetTempPath()
     $psi.UseShellExecute = $false
@@ -379,14 +441,14 @@ function Wait-XFlowRunOnce {
     param([Parameter(Mandatory)]$Run, [int]$TimeoutSec = 120)
     # Keep reading while waiting: a child blocked on a full stdout pipe never exits.
     if ($null -ne $Run.PendingLine) {
-        if (-not $Run.PendingLine.Wait($TimeoutSec * 1000)) { $Run.Process.Kill($true) }
+        if (-not $Run.PendingLine.Wait($TimeoutSec * 1000)) { Stop-XFlowProcessTree $Run.Process }
         $line = $Run.PendingLine.Result
         if ($null -ne $line) { $Run.Lines.Add($line) }
         $Run.PendingLine = $null
     }
     if ($null -eq $Run.Rest) { $Run.Rest = $Run.Process.StandardOutput.ReadToEndAsync() }
     $timedOut = -not $Run.Process.WaitForExit($TimeoutSec * 1000)
-    if ($timedOut) { $Run.Process.Kill($true) }
+    if ($timedOut) { Stop-XFlowProcessTree $Run.Process }
     $Run.Process.WaitForExit()
     foreach ($line in ($Run.Rest.Result -split "\r?\n")) { if ($line) { $Run.Lines.Add($line) } }
     $resultLine = $Run.Lines | Where-Object { $_.StartsWith('XFLOW-RUN-RESULT ') } | Select-Object -Last 1
