@@ -247,7 +247,7 @@ function Test-Final {
             $run = $Runs[$i]
             $lastPage = ($handedOut | Where-Object { $_ -ge $run.First -and $_ -lt $run.End } | Measure-Object -Maximum).Maximum
             if ($seq -ne $lastPage) {
-                Add-Violation $Result "$Label final: lost: $($d.id) came on page $seq of killed run $($i + 1), which had already asked for page ${lastPage}: not the page in flight"
+                Add-Violation $Result "$Label final: lost: $($d.id) came in API request $seq to killed run $($i + 1), which had already received a later page (request ${lastPage}): not the page in flight"
             }
             else { $losingRuns[$i] = $true }
         }
