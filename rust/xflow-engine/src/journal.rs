@@ -164,7 +164,9 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Opens an existing journal for reading only (history, status); never creates one.
+    /// Opens an existing journal for reading only (history, status); never creates one. A journal
+    /// whose schema was never committed (a crash or power cut while the first run created it)
+    /// holds nothing and reads as no journal; the next run creates the schema.
     pub fn open_read_only(state_dir: &Path) -> Result<Option<Journal>> {
         let path = state_dir.join(JOURNAL_FILE);
         if !path.exists() {
@@ -181,6 +183,9 @@ impl Journal {
         let version = journal.schema_version()?;
         if version as usize > MIGRATIONS.len() {
             return Err(journal.newer_schema(version));
+        }
+        if version == 0 {
+            return Ok(None);
         }
         Ok(Some(journal))
     }
@@ -667,6 +672,17 @@ mod tests {
         });
         assert!(result.is_err());
         assert!(j.get("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_journal_whose_schema_was_never_committed_reads_as_none() {
+        // What a power cut during the first run's journal creation leaves: the file, no schema.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::File::create(dir.path().join(JOURNAL_FILE)).unwrap();
+        assert!(Journal::open_read_only(dir.path()).unwrap().is_none());
+        // The next run creates the schema; then it reads as a journal.
+        drop(Journal::open(dir.path()).unwrap());
+        assert!(Journal::open_read_only(dir.path()).unwrap().is_some());
     }
 
     #[test]
