@@ -1,5 +1,5 @@
 # Power cuts under the real module (LazyFS: writes not fsynced are dropped on a cut, as on a power
-# loss). One trial per ack mode of build/Stress.ps1's power-cut harness in both ack modes; each trial cuts
+# loss). One trial per ack mode of build/Stress.ps1's power-cut harness; each trial cuts
 # the power once after a run killed with SIGKILL at a random moment and once after a clean run,
 # then checks the disk (the backing folder) and the journal, and exactly-once after recovery.
 # build.ps1 -Stress runs many (30 cuts per ack mode by default). Needs root, /dev/fuse and
