@@ -21,6 +21,9 @@
       3. Memory: peak resident memory (VmHWM) of a fresh pwsh draining a small and a large
          backlog, and of one that only imported the module.
       4. Large file: one delivery (the simulator's `oversize` fault): peak memory, throughput.
+      5. Journal: the idle run, Get-XFlowDeliveryStatus and Get-XFlowDeliveryHistory -Since a day
+         ago on a state folder with a year of history (xflow-bench year-journal) against an
+         empty one, and the state folder's size.
     Every drain is checked: every delivery is a file in its folder, no temp file is left, the
     server has every one acknowledged. Targets are reported, never asserted (CI runs -Quick).
     Every child gets the API token through its environment, never its command line.
@@ -40,12 +43,14 @@ Import-Module (Join-Path $Root 'tests/TestHelpers.psm1') -Force
 
 $Settings = if ($Quick) {
     @{ DrainCount = 300; DiskCount = 300; DrainRounds = 1; FileSize = 4096; IdleRepeats = 3; WarmRepeats = 3
-       MemorySmall = 1000; MemoryLarge = 3000; MemoryFileSize = 2048; LargeBytes = 16MB }
+       MemorySmall = 1000; MemoryLarge = 3000; MemoryFileSize = 2048; LargeBytes = 16MB
+       YearRuns = 17500; YearDeliveries = 15000; JournalRepeats = 3 }
 } else {
     # The disk limit publishes DiskCount files per setting: enough for a steady rate; seven runs
     # of the full backlog per round would triple the bench's time.
     @{ DrainCount = 5000; DiskCount = 2000; DrainRounds = 3; FileSize = 4096; IdleRepeats = 10; WarmRepeats = 10
-       MemorySmall = 1000; MemoryLarge = 50000; MemoryFileSize = 2048; LargeBytes = 256MB }
+       MemorySmall = 1000; MemoryLarge = 50000; MemoryFileSize = 2048; LargeBytes = 256MB
+       YearRuns = 175000; YearDeliveries = 150000; JournalRepeats = 10 }
 }
 # The disk's durable-publish limit is the best of these (xflow-bench disk-limit): the naive
 # one file at a time, the engine's own (a page of 100 staged by publish::STAGING_WORKERS = 4
@@ -67,6 +72,7 @@ $ChildTimeoutSec = 600
 $ModuleManifest = Join-Path $ModulePath 'XFlowDelivery.psd1'
 $RunScript = Join-Path $Root 'bench/Invoke-BenchRun.ps1'
 $ReferenceScript = Join-Path $Root 'bench/Reference-Delivery.ps1'
+$JournalScript = Join-Path $Root 'bench/Measure-Journal.ps1'
 $ResultsDir = Join-Path $Root 'out/bench'
 $TargetDir = Get-XFlowTargetDir
 $BenchExe = Join-Path $TargetDir ('release/xflow-bench' + ($IsWindows ? '.exe' : ''))
@@ -322,6 +328,34 @@ function Measure-LargeFile {
     [pscustomobject]@{ Bytes = $bytes; PeakKiB = $run.peakKiB; Ms = $run.runMs[0] }
 }
 
+function Measure-Journal {
+    <#
+    A journal with a year of history (xflow-bench year-journal: a run every 3 minutes, the
+    deliveries and a few quarantined ones) against an empty one: the idle run, status and the
+    last day's history, timed in one warm pwsh (bench/Measure-Journal.ps1), medians.
+    #>
+    Reset-Backlog -Count 0
+    $empty = New-RunFolders 'journal-empty'
+    $year = New-RunFolders 'journal-year'
+    $r = Invoke-BenchProcess -FilePath $BenchExe -ArgumentList @('year-journal', '--state', $year.State,
+        '--sd-loen', $year.SdLoen, '--prisme', $year.Prisme, '--runs', "$($Settings.YearRuns)",
+        '--deliveries', "$($Settings.YearDeliveries)", '--quarantined', '3', '--days', '365')
+    $made = Get-JsonResult -Result $r -What 'xflow-bench year-journal'
+    $times = Get-JsonResult -What 'the journal measurement' -Result (Invoke-Pwsh -Environment $script:ChildEnv -ArgumentList @(
+        '-NonInteractive', '-File', $JournalScript, '-ModulePath', $ModuleManifest, '-BaseUrl', $script:Sim.BaseUrl,
+        '-CaCertificatePath', $script:Sim.CaPath, '-SdLoenPath', $year.SdLoen, '-PrismePath', $year.Prisme,
+        '-EmptyStatePath', $empty.State, '-YearStatePath', $year.State, '-Repeat', "$($Settings.JournalRepeats)"))
+    $after = (Get-ChildItem -LiteralPath $year.State -Recurse -File -Force | Measure-Object Length -Sum).Sum
+    [pscustomobject]@{
+        Runs = $made.runs; Deliveries = $made.deliveries; StateBytes = $made.stateBytes; StateBytesAfter = $after
+        Medians = [ordered]@{
+            emptyIdle = Get-Median $times.'empty.idle'; yearIdle = Get-Median $times.'year.idle'
+            emptyStatus = Get-Median $times.'empty.status'; yearStatus = Get-Median $times.'year.status'
+            emptyHistory = Get-Median $times.'empty.history'; yearHistory = Get-Median $times.'year.history'
+        }
+    }
+}
+
 function Get-LoadAverage {
     # Other work on the machine while the bench ran (Linux; elsewhere not available).
     if (Test-Path -LiteralPath '/proc/loadavg') { ((Get-Content -LiteralPath '/proc/loadavg') -split ' ')[0..2] -join ' ' } else { 'n/a' }
@@ -370,6 +404,8 @@ try {
     $memory = Measure-Memory
     Write-Step "large file: one delivery of $($Settings.LargeBytes / 1MB) MiB"
     $large = Measure-LargeFile
+    Write-Step "journal: a year of history ($($Settings.YearRuns) runs, $($Settings.YearDeliveries) deliveries) against an empty one"
+    $journal = Measure-Journal
 }
 finally {
     Stop-XFlowSim -Sim $script:Sim
@@ -397,6 +433,11 @@ $figures = [ordered]@{
     'large.peak'               = @{ value = & $MiB $large.PeakKiB; unit = 'MiB' }
     'large.peakOverImport'     = @{ value = & $MiB ($large.PeakKiB - $memory.ImportPeakKiB); unit = 'MiB' }
     'large.throughput'         = @{ value = [Math]::Round(($large.Bytes / 1MB) / ($large.Ms / 1000), 1); unit = 'MiB/s' }
+    'journal.yearStateSize'    = @{ value = & $MiB ($journal.StateBytes / 1KB); unit = 'MiB'; runs = $journal.Runs; deliveries = $journal.Deliveries }
+    'journal.yearStateSizeAfterRuns' = @{ value = & $MiB ($journal.StateBytesAfter / 1KB); unit = 'MiB' }
+}
+foreach ($k in $journal.Medians.Keys) {
+    $figures["journal.$k"] = @{ value = [Math]::Round($journal.Medians[$k], 1); unit = 'ms' }
 }
 foreach ($d in $drain.DiskSettings) {
     $figures["drain.diskLimit.$($d.Name)"] = @{ value = @($d.Rounds | ForEach-Object { [Math]::Round($_) }); unit = 'files/s' }
@@ -409,6 +450,9 @@ $ratios = [ordered]@{
     idleReferenceOverBareMs  = [Math]::Round($idle.ReferenceMs - $idle.BareMs)
     idleOursOverReference    = [Math]::Round($idle.OursMs / $idle.ReferenceMs, 2)
     memoryGrowthMiB          = & $MiB ($big.PeakKiB - $small.PeakKiB)
+    journalYearOverEmptyIdle    = [Math]::Round($journal.Medians.yearIdle / $journal.Medians.emptyIdle, 2)
+    journalYearOverEmptyStatus  = [Math]::Round($journal.Medians.yearStatus / $journal.Medians.emptyStatus, 2)
+    journalYearOverEmptyHistory = [Math]::Round($journal.Medians.yearHistory / $journal.Medians.emptyHistory, 2)
 }
 # Only the full run's sizes are what the targets speak of; -Quick reports them for form's sake.
 $targets = @(
@@ -417,6 +461,10 @@ $targets = @(
     [ordered]@{ name = 'idle overhead <= 150 ms over bare pwsh'; actual = $ratios.idleOverheadOverBareMs; limit = 150; met = $ratios.idleOverheadOverBareMs -le 150 }
     [ordered]@{ name = 'warm idle run <= 40 ms'; actual = $figures['idle.oursWarm'].value; limit = 40; met = $figures['idle.oursWarm'].value -le 40 }
     [ordered]@{ name = "memory growth <= 30 MB ($($small.Count) -> $($big.Count) pending)"; actual = $ratios.memoryGrowthMiB; limit = 30; met = $ratios.memoryGrowthMiB -le 30 }
+    foreach ($k in 'Idle', 'Status', 'History') {
+        $v = $ratios["journalYearOverEmpty$k"]
+        [ordered]@{ name = "$($k.ToLowerInvariant()) on a year's journal within 10% of an empty one"; actual = $v; limit = 1.1; met = $v -le 1.1 }
+    }
     [ordered]@{ name = "$($large.Bytes / 1MB) MiB delivery in <= 64 MiB (peak over import-only pwsh)"; actual = $figures['large.peakOverImport'].value; limit = 64; met = $figures['large.peakOverImport'].value -le 64 }
 )
 $results = [ordered]@{
@@ -428,7 +476,7 @@ $results = [ordered]@{
         drainDeliveries = $Settings.DrainCount; diskLimitFiles = $Settings.DiskCount; drainRounds = $Settings.DrainRounds; fileBytes = $Settings.FileSize
         pageSize = 100; diskSettings = @($DiskSettings | ForEach-Object Name); idleRepeats = $Settings.IdleRepeats; warmRepeats = $Settings.WarmRepeats
         memoryBacklogs = @($Settings.MemorySmall, $Settings.MemoryLarge); memoryFileBytes = $Settings.MemoryFileSize
-        largeBytes = $Settings.LargeBytes
+        largeBytes = $Settings.LargeBytes; yearRuns = $Settings.YearRuns; yearDeliveries = $Settings.YearDeliveries; journalRepeats = $Settings.JournalRepeats
     }
     figures    = $figures
     drainOrder = @($drain.Orders)

@@ -1,0 +1,54 @@
+<#
+.SYNOPSIS
+    One measurement inside a fresh pwsh, for build/Bench.ps1: the idle run, Get-XFlowDeliveryStatus
+    and Get-XFlowDeliveryHistory -Since (Get-Date).AddDays(-1) on an empty state folder and on one
+    with a year of history, interleaved, after one untimed call of each; prints one line of JSON
+    with every time in milliseconds.
+
+.DESCRIPTION
+    The API token comes from the environment variable XFLOW_API_TOKEN (never an argument). Both
+    state folders use the same import folders and the same (idle) simulator, so the only
+    difference between the two is the journal.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)][string]$ModulePath,
+    [Parameter(Mandatory)][string]$BaseUrl,
+    [Parameter(Mandatory)][string]$CaCertificatePath,
+    [Parameter(Mandatory)][string]$SdLoenPath,
+    [Parameter(Mandatory)][string]$PrismePath,
+    [Parameter(Mandatory)][string]$EmptyStatePath,
+    [Parameter(Mandatory)][string]$YearStatePath,
+    [ValidateRange(1, 1000)][int]$Repeat = 10
+)
+$ErrorActionPreference = 'Stop'
+Import-Module $ModulePath
+$token = ConvertTo-SecureString $env:XFLOW_API_TOKEN -AsPlainText -Force
+
+$steps = [ordered]@{
+    idle    = {
+        param($state)
+        # Quarantined deliveries in the year's journal are reported as errors on every run.
+        Invoke-XFlowDelivery -BaseUrl $BaseUrl -ApiToken $token -SdLoenPath $SdLoenPath -PrismePath $PrismePath `
+            -StatePath $state -CaCertificatePath $CaCertificatePath -AckMode Ack -ErrorAction SilentlyContinue | Out-Null
+    }
+    status  = { param($state) Get-XFlowDeliveryStatus -StatePath $state -SdLoenPath $SdLoenPath -PrismePath $PrismePath | Out-Null }
+    history = { param($state) Get-XFlowDeliveryHistory -StatePath $state -Since (Get-Date).AddDays(-1) | Out-Null }
+}
+$times = @{}
+foreach ($journal in 'empty', 'year') { foreach ($step in $steps.Keys) { $times["$journal.$step"] = [Collections.Generic.List[double]]::new() } }
+$watch = [Diagnostics.Stopwatch]::new()
+foreach ($i in 0..$Repeat) {
+    foreach ($step in $steps.Keys) {
+        foreach ($journal in 'empty', 'year') {
+            $state = ($journal -eq 'empty') ? $EmptyStatePath : $YearStatePath
+            $watch.Restart()
+            & $steps[$step] $state
+            $ms = $watch.Elapsed.TotalMilliseconds
+            if ($i -gt 0) { $times["$journal.$step"].Add($ms) }
+        }
+    }
+}
+$result = [ordered]@{}
+foreach ($key in $times.Keys | Sort-Object) { $result[$key] = @($times[$key]) }
+$result | ConvertTo-Json -Compress
