@@ -36,7 +36,7 @@ AfterAll {
 }
 
 Describe 'Creating and replacing the configuration file' {
-    It 'is never readable by others, not for a moment: created 0600 by open(2) itself, without sharing, and put in place by one rename (strace)' -Skip:($script:OnWindows -or -not $script:Strace) {
+    It 'is never readable by others, not for a moment: created 0600 by open(2) itself, without sharing, and put in place by one rename (strace; not on Windows, and only where strace is installed)' -Skip:($script:OnWindows -or -not $script:Strace) {
         # Skipped on Windows (no strace; the ACL test below covers it) and where strace is missing.
         $f = New-ConfigFolders
         $log = Join-Path $f.Root 'strace.log'
@@ -72,7 +72,7 @@ foreach (`$force in `$false, `$true) {
         @(Get-ChildItem -LiteralPath $f.Root -Filter '*.tmp' -Force) | Should -BeNullOrEmpty
     }
 
-    It 'on Windows: a protected ACL for SYSTEM, Administrators, the writer and the service account only' -Skip:(-not $script:OnWindows) {
+    It 'on Windows: a protected ACL for SYSTEM, Administrators, the writer and the service account only (Windows only: ACLs and DPAPI)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: ACLs and DPAPI LocalMachine exist only there.
         $f = New-ConfigFolders
         $me = [Security.Principal.WindowsIdentity]::GetCurrent()

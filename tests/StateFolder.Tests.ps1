@@ -106,7 +106,7 @@ Describe 'Who can read the state folder' {
         $quiet | Should -BeNullOrEmpty -Because 'it is said once, when it is restricted'
     }
 
-    It 'a state folder on a UNC path (an SMB share) is refused with StateFolderOnNetworkShare, naming the reason' -Skip:(-not $script:OnWindows) {
+    It 'a state folder on a UNC path (an SMB share) is refused with StateFolderOnNetworkShare, naming the reason (Windows only: UNC paths)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: a UNC path is a Windows notion. The engine refuses it before touching it.
         $f = New-XFlowRunFolders -Parent $script:Work
         $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f -Extra @{ StatePath = '\\127.0.0.1\C$\XFlowDeliveryTestState' }
@@ -116,7 +116,7 @@ Describe 'Who can read the state folder' {
         $err.Exception.Message | Should -Match 'import folders may stay on shares'
     }
 
-    It 'a state folder on an NFS or SMB mount is refused with StateFolderOnNetworkShare' -Skip:($script:OnWindows -or -not (Get-Content /proc/mounts -ErrorAction SilentlyContinue | Where-Object { ($_ -split ' ')[2] -in 'nfs', 'nfs4', 'cifs', 'smb3' })) {
+    It 'a state folder on an NFS or SMB mount is refused with StateFolderOnNetworkShare (only where such a mount exists)' -Skip:($script:OnWindows -or -not (Get-Content /proc/mounts -ErrorAction SilentlyContinue | Where-Object { ($_ -split ' ')[2] -in 'nfs', 'nfs4', 'cifs', 'smb3' })) {
         # Runs only where such a mount exists (none on the build machines: the statfs magic numbers
         # are unit-tested in rust/xflow-engine/src/state_access.rs instead).
         $mount = (Get-Content /proc/mounts | Where-Object { ($_ -split ' ')[2] -in 'nfs', 'nfs4', 'cifs', 'smb3' } | Select-Object -First 1) -split ' '
@@ -137,7 +137,7 @@ Describe 'The proxy in use' {
         $row.Detail | Should -Not -Match 'Pr0xyS3cret'
     }
 
-    It 'with no proxy configured anywhere, the machine-wide WinHTTP proxy is used and reported' -Skip:(-not $script:OnWindows) {
+    It 'with no proxy configured anywhere, the machine-wide WinHTTP proxy is used and reported (Windows only: WinHTTP)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: WinHTTP exists only there. Sets and resets the machine's WinHTTP
         # proxy (CI runners are administrators); a child process so that no proxy variable applies.
         netsh winhttp set proxy proxy-server="proxy.invalid:3128" bypass-list="<local>;*.kommune.local" | Out-Null

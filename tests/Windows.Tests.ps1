@@ -92,7 +92,7 @@ Describe 'Windows only' {
     }
     AfterAll { if ($script:OnWindows) { Stop-XFlowSim -Sim $script:Sim } }
 
-    It 'published files are not hidden (the temp file was), in a run and in recovery alike' -Skip:(-not $script:OnWindows) {
+    It 'published files are not hidden (the temp file was), in a run and in recovery alike (Windows only: NTFS attribute)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: the Hidden attribute is an NTFS notion.
         $f = New-XFlowRunFolders -Parent $script:Work
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(
@@ -107,7 +107,7 @@ Describe 'Windows only' {
         @(Get-ChildItem -LiteralPath $f.SdLoen, $f.Prisme -File).Count | Should -Be 2 -Because 'Get-ChildItem without -Force sees them'
     }
 
-    It 'a rename that meets a temp file held open by another process is retried, then published once' -Skip:(-not $script:OnWindows) {
+    It 'a rename that meets a temp file held open by another process is retried, then published once (Windows only: sharing modes)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: only Windows refuses a rename while another process holds the file
         # without FILE_SHARE_DELETE (what antivirus and the indexer do). A child process opens each
         # temp file as it appears and holds it for 3 seconds.
@@ -147,14 +147,14 @@ exit 1
         $watch.Elapsed.TotalSeconds | Should -BeLessThan 60
     }
 
-    It 'the engine is linked with the static C runtime: it imports no vcruntime or msvcp DLL' -Skip:(-not $script:OnWindows) {
+    It 'the engine is linked with the static C runtime: it imports no vcruntime or msvcp DLL (Windows only: MSVC build)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: only the MSVC build has these imports (.cargo/config.toml +crt-static).
         $imports = @(Invoke-Internal 'Native.PeImports' 'Read' @($script:Native))
         $imports | Should -Not -BeNullOrEmpty
         @($imports | Where-Object { $_ -match '^(vcruntime|msvcp|ucrtbase)' -or $_ -match '^api-ms-win-crt-' }) | Should -BeNullOrEmpty
     }
 
-    It 'refuses a second, different copy of the native engine in one process' -Skip:(-not $script:OnWindows) {
+    It 'refuses a second, different copy of the native engine in one process (Windows only: the loader binds by base name)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: only the Windows loader binds DllImports by base name.
         { Invoke-Internal 'Native.NativeLibraryLoader' 'RefuseAnotherCopy' @($script:Native) } | Should -Not -Throw
         $other = 'C:\Program Files\PowerShell\Modules\XFlowDelivery\9.9.9\win-x64\xflow_delivery.dll'
@@ -164,7 +164,7 @@ exit 1
         $err.Exception.Message | Should -Match 'new PowerShell session'
     }
 
-    It 'a folder given as C:/x/../y with long names is normalized before the \\?\ prefix, beyond MAX_PATH' -Skip:(-not $script:OnWindows) {
+    It 'a folder given as C:/x/../y with long names is normalized before the \\?\ prefix, beyond MAX_PATH (Windows only: Win32 paths)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: verbatim paths are Win32's; the normalization is unit-tested everywhere.
         $f = New-XFlowRunFolders -Parent $script:Work
         $deep = Join-Path $f.SdLoen (('Løn ' + ('x' * 60) + '\') * 4)
@@ -178,7 +178,7 @@ exit 1
         @(Get-ChildItem -LiteralPath "\\?\$deep" -File).Count | Should -Be 1
     }
 
-    It 'Test-XFlowDeliveryConnection reports the .NET Framework release (Windows PowerShell 5.1) and the module files under the task''s execution policy' -Skip:(-not $script:OnWindows) {
+    It 'Test-XFlowDeliveryConnection reports the .NET Framework release (Windows PowerShell 5.1) and the module files under the task''s execution policy (Windows only)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: both rows are Windows-only (they say so as Skipped rows on Linux).
         $f = New-XFlowRunFolders -Parent $script:Work
         $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f
@@ -194,7 +194,7 @@ exit 1
         $files.Detail | Should -Match 'execution policy|mark of the web|Restricted|AllSigned'
     }
 
-    It 'the state folder gets a protected ACL when created, and Test-XFlowDeliveryConnection reports one others can read' -Skip:(-not $script:OnWindows) {
+    It 'the state folder gets a protected ACL when created, and Test-XFlowDeliveryConnection reports one others can read (Windows only: ACLs)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows; tests/StateFolder.Tests.ps1 covers both platforms through the same cmdlets.
         $f = New-XFlowRunFolders -Parent $script:Work
         $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f
