@@ -19,17 +19,18 @@ namespace XFlowDelivery.Native
         ///  Bumped whenever an export's signature or a JSON shape changes incompatibly; the module
         ///  refuses to load a native library whose version differs from the one its bindings expect.
         /// </summary>
-        internal const uint XFD_ABI_VERSION = 1;
+        internal const uint XFD_ABI_VERSION = 2;
         /// <summary>
         ///  Status codes returned by the exports (non-negative so that csbindgen emits them all).
         /// </summary>
         internal const int XFD_OK = 0;
         /// <summary>
-        ///  No event arrived within the timeout.
+        ///  No event (or answer) arrived within the timeout; from `xfd_run_wait`: the run is still going.
         /// </summary>
         internal const int XFD_TIMEOUT = 1;
         /// <summary>
-        ///  The run has ended and its last event (the summary) has been taken.
+        ///  The run has ended and its last event (the summary) has been taken; or, from `xfd_run_wait`,
+        ///  its thread has ended; or a call's answer has been taken.
         /// </summary>
         internal const int XFD_FINISHED = 2;
         /// <summary>
@@ -64,16 +65,53 @@ namespace XFlowDelivery.Native
         internal static extern void xfd_buffer_free(XfdBuffer buffer);
 
         /// <summary>
-        ///  A synchronous request, `{"op":"…",…}` in, JSON out: `version` answers
+        ///  A question that is not a run, `{"op":"…",…}`: `version` answers
         ///  `{"abiVersion":N,"engineVersion":"x.y.z"}`; `history`, `status`, `releaseQuarantined` and
         ///  `preflight` are answered by the engine (`xflow_engine::calls`). New questions use this same
-        ///  door, so the ABI does not grow per feature.
+        ///  door, so the ABI does not grow per feature. The request is copied (into memory zeroed when
+        ///  the call ends: a preflight request holds the token) and answered on a thread of its own;
+        ///  `*out_call` receives the handle to pass to `xfd_call_next`/`xfd_call_cancel` and finally
+        ///  `xfd_call_free`.
         ///
         ///  # Safety
-        ///  `request` must point to `request_len` readable bytes; `out_response` must be writable.
+        ///  `request` must point to `request_len` readable bytes; `out_call` and `out_error` must be
+        ///  writable.
         /// </summary>
-        [DllImport(__DllName, EntryPoint = "xfd_call", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern int xfd_call(byte* request, System.UIntPtr request_len, XfdBuffer* out_response);
+        [DllImport(__DllName, EntryPoint = "xfd_call_start", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int xfd_call_start(byte* request, System.UIntPtr request_len, void** out_call, XfdBuffer* out_error);
+
+        /// <summary>
+        ///  Waits up to `timeout_ms` for the call's answer: `XFD_OK` with the answer JSON in `*out_answer`,
+        ///  `XFD_ERROR` with the error JSON, `XFD_TIMEOUT` when it has not come yet, or `XFD_FINISHED`
+        ///  once the answer has been taken.
+        ///
+        ///  # Safety
+        ///  `call` must be a live handle from `xfd_call_start`; `out_answer` must be writable. Only one
+        ///  thread may wait on a call at a time.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "xfd_call_next", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int xfd_call_next(void* call, uint timeout_ms, XfdBuffer* out_answer);
+
+        /// <summary>
+        ///  Asks a call to stop; it then answers `Cancelled`, or is simply abandoned by `xfd_call_free`.
+        ///  Safe to call from any thread, any number of times, while the handle is live.
+        ///
+        ///  # Safety
+        ///  `call` must be a live handle from `xfd_call_start`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "xfd_call_cancel", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int xfd_call_cancel(void* call);
+
+        /// <summary>
+        ///  Cancels the call if it is still going and frees the handle at once, without waiting for its
+        ///  thread (which may be blocked in a name lookup or on a hung share; it ends on its own).
+        ///
+        ///  # Safety
+        ///  `call` must be a handle from `xfd_call_start`, freed exactly once, with no other call on it
+        ///  in progress or to follow.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "xfd_call_free", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void xfd_call_free(void* call);
 
         /// <summary>
         ///  Validates `config` (run configuration JSON) and starts a run. On success `*out_run` holds a
@@ -99,8 +137,9 @@ namespace XFlowDelivery.Native
         internal static extern int xfd_run_next_event(void* run, uint timeout_ms, XfdBuffer* out_event);
 
         /// <summary>
-        ///  Asks a run to stop at its next step boundary. Safe to call from any thread, any number of
-        ///  times, while the handle is live.
+        ///  Asks a run to stop: at once where it waits on the network, otherwise at its next step
+        ///  boundary, leaving nothing partial visible. Safe to call from any thread, any number of times,
+        ///  while the handle is live.
         ///
         ///  # Safety
         ///  `run` must be a live handle from `xfd_run_start`.
@@ -109,8 +148,21 @@ namespace XFlowDelivery.Native
         internal static extern int xfd_run_cancel(void* run);
 
         /// <summary>
-        ///  Cancels the run if it is still going, waits for its thread to finish (it stops at the next
-        ///  step boundary, leaving nothing partial visible) and frees the handle.
+        ///  Waits up to `timeout_ms` for the run's thread to end, which is when it has released the
+        ///  state folder's lock: `XFD_FINISHED` once it has, `XFD_TIMEOUT` if it is still going (blocked
+        ///  in a system call, say). Does not cancel; call `xfd_run_cancel` first to stop a run.
+        ///
+        ///  # Safety
+        ///  `run` must be a live handle from `xfd_run_start`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "xfd_run_wait", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int xfd_run_wait(void* run, uint timeout_ms);
+
+        /// <summary>
+        ///  Cancels the run if it is still going and frees the handle at once, without waiting for its
+        ///  thread: a run blocked in a system call (an fsync on a hung share) would hold the caller with
+        ///  it. The detached run stops at its next step boundary and then releases its lock; use
+        ///  `xfd_run_wait` first to wait for that a bounded time.
         ///
         ///  # Safety
         ///  `run` must be a handle from `xfd_run_start`, freed exactly once, with no other call on it in

@@ -95,21 +95,21 @@ Describe 'Native engine and ABI check' {
         $script:Static = [Reflection.BindingFlags]'NonPublic, Public, Static'
     }
 
-    It 'expects ABI version 1 and the loaded engine reports 1' {
-        $script:Loader.GetField('ExpectedAbiVersion', $script:Static).GetRawConstantValue() | Should -Be 1
+    It 'expects ABI version 2 and the loaded engine reports 2' {
+        $script:Loader.GetField('ExpectedAbiVersion', $script:Static).GetRawConstantValue() | Should -Be 2
         $native = $script:Assembly.GetType('XFlowDelivery.Native.NativeMethods', $true)
-        $native.GetMethod('xfd_abi_version', $script:Static).Invoke($null, @()) | Should -Be 1
+        $native.GetMethod('xfd_abi_version', $script:Static).Invoke($null, @()) | Should -Be 2
     }
 
     It 'refuses a native engine with another ABI version, naming both versions and the file' {
         $check = $script:Loader.GetMethod('CheckAbiVersion', $script:Static)
-        { $check.Invoke($null, @([uint32]1, '/x/xflow_delivery.so')) } | Should -Not -Throw
-        $err = { $check.Invoke($null, @([uint32]2, '/x/xflow_delivery.so')) } | Should -Throw -PassThru
+        { $check.Invoke($null, @([uint32]2, '/x/xflow_delivery.so')) } | Should -Not -Throw
+        $err = { $check.Invoke($null, @([uint32]1, '/x/xflow_delivery.so')) } | Should -Throw -PassThru
         $inner = $err.Exception.InnerException
         while ($inner -and $inner -isnot [XFlowDelivery.Native.XFlowDeliveryLoadException]) { $inner = $inner.InnerException }
         $inner | Should -Not -BeNullOrEmpty
-        $inner.Message | Should -Match 'ABI version 2'
-        $inner.Message | Should -Match 'expects ABI version 1'
+        $inner.Message | Should -Match 'ABI version 1'
+        $inner.Message | Should -Match 'expects ABI version 2'
         $inner.Message | Should -Match ([regex]::Escape('/x/xflow_delivery.so'))
     }
 

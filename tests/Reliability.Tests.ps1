@@ -86,6 +86,7 @@ BeforeAll {
         $Name.Length -gt 0 -and
         [Text.Encoding]::UTF8.GetByteCount($Name) -le 255 -and
         $Name -notmatch '[<>:"/\\|?*\x00-\x1f]' -and
+        $Name -notmatch '[\uFDD0-\uFDEF\uFFFE\uFFFF]' -and -not $Name.Contains([char]::ConvertFromUtf32(0x1FFFF)) -and
         $Name -notmatch '^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9]|CONIN\$|CONOUT\$)(\..*)?$' -and
         $Name -notmatch '[. ]$' -and
         -not $Name.StartsWith('.') -and
@@ -331,7 +332,7 @@ Describe 'Simulator faults, end to end through the module' {
         $run.Terminating | Should -BeNullOrEmpty
         $run.Errors | Should -BeNullOrEmpty
         $all = Get-XFlowSimDeliveries -Sim $script:Sim
-        $all.Count | Should -Be 26 -Because '25 hostile names and one of 304 characters'
+        $all.Count | Should -Be 32 -Because '31 hostile names (noncharacters and lone surrogates among them) and one of 304 characters'
         Assert-Landed -Folders $F -Deliveries $all
         foreach ($file in Get-ChildItem -LiteralPath $F.Prisme -Force) {
             Test-WindowsSafeName $file.Name | Should -BeTrue -Because "'$($file.Name)' must be a safe name"

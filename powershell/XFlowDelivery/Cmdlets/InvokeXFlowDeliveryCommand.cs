@@ -26,12 +26,14 @@ namespace XFlowDelivery.Cmdlets
     [OutputType(typeof(XFlowDeliveredFile), typeof(XFlowRunSummary))]
     public sealed class InvokeXFlowDeliveryCommand : XFlowRunCmdletBase
     {
-        private const uint PollMilliseconds = 200;
         private const int ProgressActivityId = 1;
 
-        private readonly object _gate = new object();
-        private XfdRunHandle? _run;
-        private bool _stopping;
+        /// <summary>
+        /// How long a run that is still going when the cmdlet ends (stopped, or failed) is given
+        /// to release the state folder's lock before it is left to finish in the background: short
+        /// enough that Ctrl+C always comes back within 2 s.
+        /// </summary>
+        private const uint ReleaseWaitMilliseconds = 1000;
 
         protected override void ProcessRecord()
         {
@@ -60,6 +62,8 @@ namespace XFlowDelivery.Cmdlets
 
         private void Run(RunConfigValues values, SecureString token)
         {
+            // A Ctrl+C pressed while the configuration was read (or -Confirm asked) starts nothing.
+            if (StopRequested) throw new PipelineStoppedException();
             XfdRunHandle? run = null;
             try
             {
@@ -67,11 +71,7 @@ namespace XFlowDelivery.Cmdlets
                 {
                     run = NativeRun.Start(config);
                 } // the config JSON (with the token) is zeroed and freed here
-                lock (_gate)
-                {
-                    _run = run;
-                    if (_stopping) run.Cancel();
-                }
+                Track(run);
                 Pump(run, values.BaseUrl);
             }
             catch (XFlowDeliveryException ex)
@@ -80,22 +80,30 @@ namespace XFlowDelivery.Cmdlets
             }
             finally
             {
-                lock (_gate) _run = null;
-                // xfd_run_free: cancels if still running (e.g. the pipeline was stopped), waits, frees.
-                run?.Dispose();
+                Track(null);
+                if (run != null) Release(run, values.StatePath);
             }
         }
 
-        /// <summary>Ctrl+C / pipeline stop: runs on another thread; only asks the engine to cancel.</summary>
-        protected override void StopProcessing()
+        /// <summary>
+        /// Frees the run without hanging. One still going (the pipeline was stopped, or an error
+        /// ended the pump) is cancelled and given <see cref="ReleaseWaitMilliseconds"/> to release
+        /// the state folder's lock; a run blocked in a system call (an fsync on a hung share) is
+        /// then left to finish in the background, and the administrator is told.
+        /// </summary>
+        private void Release(XfdRunHandle run, string statePath)
         {
-            XfdRunHandle? run;
-            lock (_gate)
+            using (run) // xfd_run_free: never waits
             {
-                _stopping = true;
-                run = _run;
+                run.Cancel();
+                if (run.WaitEnded(ReleaseWaitMilliseconds)) return;
             }
-            run?.Cancel();
+            var message = $"The run did not stop within {ReleaseWaitMilliseconds / 1000.0:0.#} s: it is blocked in a file system or network call " +
+                          $"and finishes in the background. Until it does, it holds the lock on the state folder '{statePath}', " +
+                          "so a run started there meanwhile ends at once with outcome Locked.";
+            // A stopped pipeline takes no more output; the console host still shows the warning.
+            if (StopRequested) Host?.UI?.WriteWarningLine(message);
+            else WriteWarning(message);
         }
 
         /// <summary>Pulls events on the pipeline thread; every Write* happens here.</summary>
@@ -104,10 +112,28 @@ namespace XFlowDelivery.Cmdlets
             EngineEvent? summary = null;
             bool progressShown = false;
             long planned = 0;
+            XFlowDeliveryException? unreadable = null;
             while (true)
             {
-                var status = NativeRun.NextEvent(run, PollMilliseconds, out var engineEvent);
-                if (status == XfdStatus.Timeout) continue;
+                XfdStatus status;
+                EngineEvent? engineEvent;
+                try
+                {
+                    status = NativeRun.NextEvent(run, PollMilliseconds, out engineEvent);
+                }
+                catch (XFlowDeliveryException ex) when (ex.ErrorId == EngineJson.UnreadableId)
+                {
+                    // One event lost, not the run: the events after it and the summary still come.
+                    unreadable = ex;
+                    WriteError(ErrorMapping.ToErrorRecord(ex));
+                    continue;
+                }
+                if (status == XfdStatus.Timeout)
+                {
+                    // Stopped while the run is busy (or blocked): leave now; Release cancels it.
+                    if (StopRequested) throw new PipelineStoppedException();
+                    continue;
+                }
                 if (status == XfdStatus.Finished) break;
                 if (engineEvent == null) continue;
 
@@ -156,13 +182,11 @@ namespace XFlowDelivery.Cmdlets
 
             if (summary == null)
             {
+                if (unreadable != null) Fail(unreadable);
                 Fail("Internal", ErrorCategory.NotSpecified, "The delivery engine finished without reporting a summary.", baseUrl);
                 return;
             }
-            lock (_gate)
-            {
-                if (_stopping) throw new PipelineStoppedException();
-            }
+            if (StopRequested) throw new PipelineStoppedException();
             var result = ToSummary(summary);
             result.Planned = planned;
             WriteObject(result);

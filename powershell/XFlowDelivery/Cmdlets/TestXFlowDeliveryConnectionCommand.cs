@@ -20,23 +20,19 @@ namespace XFlowDelivery.Cmdlets
         protected override void ProcessRecord()
         {
             var values = ReadRunSettings(out var token, out bool ownsToken);
-            PreflightAnswer answer;
+            XfdCallHandle call;
             try
             {
                 using (var request = RunConfigJson.Create(values, token, op: "preflight"))
                 {
-                    answer = EngineCall.Invoke<PreflightAnswer>(request);
-                }
-            }
-            catch (XFlowDeliveryException ex)
-            {
-                Fail(ex);
-                return;
+                    unsafe { call = StartCall(request.Pointer, request.Length); }
+                } // the request (with the token) is zeroed and freed here; the engine zeroes its copy
             }
             finally
             {
                 if (ownsToken) token.Dispose();
             }
+            var answer = Ask<PreflightAnswer>(call);
             foreach (var check in answer.Checks ?? new System.Collections.Generic.List<CheckJson>())
             {
                 WriteObject(new XFlowConnectionCheck

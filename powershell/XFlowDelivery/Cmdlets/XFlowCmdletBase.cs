@@ -90,17 +90,94 @@ namespace XFlowDelivery.Cmdlets
             return config.StatePath!;
         }
 
-        /// <summary>Asks the engine (xfd_call); an engine error ends the cmdlet with its ErrorId.</summary>
-        private protected T Call<T>(string requestJson) where T : class
+        /// <summary>How often the pipeline thread looks for the engine's next event or answer (and for a stop).</summary>
+        private protected const uint PollMilliseconds = 200;
+
+        private readonly object _stopGate = new object();
+        private bool _stopping;
+        private XfdHandle? _active;
+
+        /// <summary>Ctrl+C / pipeline stop: runs on another thread; only asks the engine to cancel what is running.</summary>
+        protected override void StopProcessing()
         {
+            XfdHandle? active;
+            lock (_stopGate)
+            {
+                _stopping = true;
+                active = _active;
+            }
+            active?.Cancel();
+        }
+
+        /// <summary>Whether the pipeline is being stopped. Checked before the engine starts anything.</summary>
+        private protected bool StopRequested
+        {
+            get { lock (_stopGate) return _stopping; }
+        }
+
+        /// <summary>Makes <paramref name="work"/> what a stop cancels (null: nothing); cancels it at once if the stop came first.</summary>
+        private protected void Track(XfdHandle? work)
+        {
+            lock (_stopGate)
+            {
+                _active = work;
+                if (_stopping) work?.Cancel();
+            }
+        }
+
+        /// <summary>Asks the engine a question without secrets; an engine error ends the cmdlet with its ErrorId.</summary>
+        private protected unsafe T Call<T>(string requestJson) where T : class
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(requestJson);
+            fixed (byte* request = bytes)
+            {
+                return Ask<T>(StartCall(request, bytes.Length));
+            }
+        }
+
+        /// <summary>Starts an engine call (the engine keeps its own copy of the request). Nothing starts after a stop.</summary>
+        private protected unsafe XfdCallHandle StartCall(byte* request, int length)
+        {
+            if (StopRequested) throw new PipelineStoppedException();
             try
             {
-                return EngineCall.Invoke<T>(requestJson);
+                return EngineCall.Start(request, length);
             }
             catch (XFlowDeliveryException ex)
             {
                 Fail(ex);
                 throw; // unreachable: Fail throws
+            }
+        }
+
+        /// <summary>
+        /// Waits for the call's answer on the pipeline thread, polling so that Ctrl+C is noticed
+        /// within <see cref="PollMilliseconds"/>; a stopped call is cancelled and abandoned, never
+        /// waited for. An engine error ends the cmdlet with its ErrorId. Disposes the call.
+        /// </summary>
+        private protected T Ask<T>(XfdCallHandle call) where T : class
+        {
+            using (call) // xfd_call_free: cancels a call still going and never waits for it
+            {
+                Track(call);
+                try
+                {
+                    while (true)
+                    {
+                        if (StopRequested) throw new PipelineStoppedException();
+                        if (EngineCall.TryTake<T>(call, PollMilliseconds, out var answer)) return answer!;
+                    }
+                }
+                catch (XFlowDeliveryException ex)
+                {
+                    if (StopRequested) throw new PipelineStoppedException();
+                    Fail(ex);
+                    throw; // unreachable: Fail throws
+                }
+                finally
+                {
+                    Track(null);
+                }
             }
         }
 

@@ -1,48 +1,70 @@
-using System.IO;
+using System;
 using System.Runtime.Serialization.Json;
-using System.Text;
 
 namespace XFlowDelivery.Native
 {
     /// <summary>
-    /// xfd_call: one JSON question, one JSON answer (history, status, preflight, release). Buffer
+    /// xfd_call_*: one JSON question, one JSON answer (history, status, preflight, release),
+    /// answered on an engine thread so that it can be cancelled and abandoned like a run. Buffer
     /// ownership and status codes are handled here, like NativeRun does for runs.
     /// </summary>
     internal static unsafe class EngineCall
     {
-        /// <summary>Sends a request without secrets (built as a managed string).</summary>
-        internal static T Invoke<T>(string requestJson) where T : class
+        /// <summary>
+        /// Starts a call. The engine copies the request (into memory it zeroes when the call ends),
+        /// so a request holding the token can be zeroed as soon as this returns.
+        /// </summary>
+        internal static XfdCallHandle Start(byte* request, int length)
         {
-            var bytes = Encoding.UTF8.GetBytes(requestJson);
-            fixed (byte* ptr = bytes)
+            var handle = new XfdCallHandle();
+            void* call = null;
+            XfdBuffer error = default;
+            int status = NativeMethods.xfd_call_start(request, (UIntPtr)(uint)length, &call, &error);
+            try
             {
-                return Invoke<T>(ptr, bytes.Length);
+                if (status == NativeMethods.XFD_OK && call != null)
+                {
+                    handle.Attach(call);
+                    return handle;
+                }
+                handle.Dispose();
+                throw NativeRun.FailureFrom(status, error, "xfd_call_start");
+            }
+            finally
+            {
+                if (error.ptr != null) NativeMethods.xfd_buffer_free(error);
             }
         }
 
-        /// <summary>Sends a request that holds the token (unmanaged, zeroed by the caller).</summary>
-        internal static T Invoke<T>(RunConfigJson request) where T : class => Invoke<T>(request.Pointer, request.Length);
-
-        private static T Invoke<T>(byte* request, int length) where T : class
+        /// <summary>
+        /// Waits up to <paramref name="timeoutMs"/> for the answer: true with it, false when it has
+        /// not come yet. An engine error (Cancelled among them) is an <see cref="XFlowDeliveryException"/>.
+        /// </summary>
+        internal static bool TryTake<T>(XfdCallHandle call, uint timeoutMs, out T? answer) where T : class
         {
-            XfdBuffer answer = default;
+            answer = null;
+            bool added = false;
+            XfdBuffer buffer = default;
             try
             {
-                int status = NativeMethods.xfd_call(request, (System.UIntPtr)(uint)length, &answer);
-                if (status != NativeMethods.XFD_OK)
+                call.DangerousAddRef(ref added);
+                int status = NativeMethods.xfd_call_next((void*)call.DangerousGetHandle(), timeoutMs, &buffer);
+                switch (status)
                 {
-                    throw NativeRun.FailureFrom(status, answer, "xfd_call");
-                }
-                var serializer = new DataContractJsonSerializer(typeof(T));
-                using (var stream = new UnmanagedMemoryStream(answer.ptr, (long)(ulong)answer.len))
-                {
-                    return (T)serializer.ReadObject(stream)
-                        ?? throw new InvalidDataException("the native engine answered JSON null");
+                    case NativeMethods.XFD_OK:
+                        answer = EngineJson.Read<T>(new DataContractJsonSerializer(typeof(T)), buffer.ptr, (long)(ulong)buffer.len, "an answer");
+                        return true;
+                    case NativeMethods.XFD_TIMEOUT:
+                        return false;
+                    default:
+                        // XFD_FINISHED never comes first: the one answer is taken above.
+                        throw NativeRun.FailureFrom(status, buffer, "xfd_call_next");
                 }
             }
             finally
             {
-                if (answer.ptr != null) NativeMethods.xfd_buffer_free(answer);
+                if (buffer.ptr != null) NativeMethods.xfd_buffer_free(buffer);
+                if (added) call.DangerousRelease();
             }
         }
     }

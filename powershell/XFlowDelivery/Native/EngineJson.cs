@@ -77,23 +77,43 @@ namespace XFlowDelivery.Native
         private static readonly DataContractJsonSerializer EventSerializer = new DataContractJsonSerializer(typeof(EngineEvent));
         private static readonly DataContractJsonSerializer ErrorSerializer = new DataContractJsonSerializer(typeof(EngineError));
 
-        internal static unsafe EngineEvent ReadEvent(byte* ptr, long len) => (EngineEvent)Read(EventSerializer, ptr, len);
+        /// <summary>ErrorId of JSON from the engine that cannot be read (the engine sends ASCII-only JSON, so this means a defect).</summary>
+        internal const string UnreadableId = "UnreadableEngineOutput";
 
-        internal static unsafe EngineError ReadError(byte* ptr, long len) => (EngineError)Read(ErrorSerializer, ptr, len);
+        internal static unsafe EngineEvent ReadEvent(byte* ptr, long len) => Read<EngineEvent>(EventSerializer, ptr, len, "an event");
 
-        private static unsafe object Read(DataContractJsonSerializer serializer, byte* ptr, long len)
+        internal static unsafe EngineError ReadError(byte* ptr, long len) => Read<EngineError>(ErrorSerializer, ptr, len, "an error");
+
+        /// <summary>
+        /// Reads JSON straight from the Rust-owned buffer (freed by the caller afterwards). Anything
+        /// unreadable becomes an <see cref="XFlowDeliveryException"/> with ErrorId
+        /// UnreadableEngineOutput, never an unnamed SerializationException.
+        /// </summary>
+        internal static unsafe T Read<T>(DataContractJsonSerializer serializer, byte* ptr, long len, string what) where T : class
         {
+            string problem;
             if (ptr == null || len <= 0)
             {
-                throw new InvalidDataException("the native engine returned an empty buffer where JSON was expected");
+                problem = "an empty buffer";
             }
-            // Read straight from the Rust-owned buffer; it is freed by the caller afterwards.
-            using (var stream = new UnmanagedMemoryStream(ptr, len))
+            else
             {
-                var result = serializer.ReadObject(stream);
-                if (result == null) throw new InvalidDataException("the native engine returned JSON null");
-                return result;
+                try
+                {
+                    using (var stream = new UnmanagedMemoryStream(ptr, len))
+                    {
+                        if (serializer.ReadObject(stream) is T result) return result;
+                        problem = "JSON null";
+                    }
+                }
+                catch (Exception ex) when (ex is SerializationException || ex is System.Xml.XmlException
+                                           || ex is InvalidCastException || ex is ArgumentException || ex is IOException)
+                {
+                    problem = ex.Message;
+                }
             }
+            throw new XFlowDeliveryException(UnreadableId, "InvalidData",
+                $"The native engine sent {what} this module cannot read ({len} bytes): {problem}", null);
         }
 
         /// <summary>Appends a JSON string literal (with quotes) for a managed string.</summary>

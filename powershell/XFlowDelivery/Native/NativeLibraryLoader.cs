@@ -27,7 +27,7 @@ namespace XFlowDelivery.Native
     {
         /// <summary>
         /// The C ABI version this assembly was compiled against: the XFD_ABI_VERSION constant that
-        /// csbindgen copied from rust/xflow-ffi into the bindings (1). xfd_abi_version() must match.
+        /// csbindgen copied from rust/xflow-ffi into the bindings (2). xfd_abi_version() must match.
         /// </summary>
         internal const uint ExpectedAbiVersion = NativeMethods.XFD_ABI_VERSION;
 

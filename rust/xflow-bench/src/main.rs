@@ -210,8 +210,9 @@ fn publish_files(
             #[cfg(not(target_os = "linux"))]
             _ => unreachable!("Method::parse admits fsync only off Linux"),
         };
+        let never = xflow_engine::CancellationToken::new();
         for (i, s) in ids.iter().zip(&staged) {
-            publish::commit(s, &format!("file_{i:06}.csv")).map_err(|e| e.to_string())?;
+            publish::commit(s, &format!("file_{i:06}.csv"), &never).map_err(|e| e.to_string())?;
         }
         let flushed = match method {
             #[cfg(target_os = "linux")]

@@ -1,20 +1,41 @@
-//! Synchronous requests that cross the FFI as JSON (`xfd_call`): `{"op": "...", ...}` in, JSON
-//! out. One door for every question, so the C ABI does not grow with each feature.
+//! Requests that cross the FFI as JSON (`xfd_call_start`): `{"op": "...", ...}` in, JSON out.
+//! One door for every question, so the C ABI does not grow with each feature. The FFI runs each
+//! on a `Worker` thread, so a question stuck on the network or a hung share can be cancelled and
+//! left behind.
 
 use crate::config::RunConfig;
 use crate::error::{EngineError, Result};
 use crate::{preflight, queries};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
+use std::borrow::Cow;
+use tokio_util::sync::CancellationToken;
+
+/// The request's `op`, read without copying anything else out of it (a preflight request holds
+/// the API token).
+pub fn op_of(request: &[u8]) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Op<'a> {
+        #[serde(borrow, default)]
+        op: Cow<'a, str>,
+    }
+    serde_json::from_slice::<Op>(request)
+        .map(|o| o.op.into_owned())
+        .map_err(malformed)
+}
 
 /// Answers `request`, whose `op` names the operation:
 /// - `history`: `queries::HistoryQuery` → `{"deliveries":[…]}`
 /// - `status`: `queries::StatusQuery` → `queries::Status`
 /// - `releaseQuarantined`: `queries::ReleaseQuery` → the released record
 /// - `preflight`: `{"config": <run configuration>}` → `{"checks":[…]}`
-pub fn handle(op: &str, mut request: Value) -> Result<Value> {
-    if let Value::Object(map) = &mut request {
-        map.remove("op");
+///
+/// A cancelled request ends with `Cancelled`: at once if it was cancelled before it began,
+/// otherwise at the preflight's next network wait or check.
+pub fn handle(op: &str, request: &[u8], cancel: &CancellationToken) -> Result<Value> {
+    if cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
     }
     match op {
         "history" => {
@@ -24,12 +45,17 @@ pub fn handle(op: &str, mut request: Value) -> Result<Value> {
         "status" => json(&queries::status(&parse(request)?)?),
         "releaseQuarantined" => json(&queries::release_quarantined(&parse(request)?)?),
         "preflight" => {
-            let config = request
-                .get_mut("config")
-                .map(Value::take)
-                .ok_or_else(|| invalid("preflight needs a config".into()))?;
-            let config: RunConfig = parse(config)?;
-            Ok(serde_json::json!({ "checks": json(&preflight::run(config))? }))
+            // Parsed straight into the typed configuration, never through a `Value`: the token
+            // goes from the request bytes into its zeroed-on-drop type and nowhere else.
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Preflight {
+                #[serde(rename = "op")]
+                _op: IgnoredAny,
+                config: RunConfig,
+            }
+            let request: Preflight = serde_json::from_slice(request).map_err(malformed)?;
+            Ok(serde_json::json!({ "checks": json(&preflight::run(request.config, cancel)?)? }))
         }
         other => Err(invalid(format!("unknown operation '{other}'"))),
     }
@@ -39,8 +65,17 @@ fn json<T: serde::Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
-fn parse<T: DeserializeOwned>(value: Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| invalid(format!("malformed request: {e}")))
+/// The request without its `op`, as the query type (which refuses unknown fields).
+fn parse<T: DeserializeOwned>(request: &[u8]) -> Result<T> {
+    let mut value: Value = serde_json::from_slice(request).map_err(malformed)?;
+    if let Value::Object(map) = &mut value {
+        map.remove("op");
+    }
+    serde_json::from_value(value).map_err(malformed)
+}
+
+fn malformed(e: serde_json::Error) -> EngineError {
+    invalid(format!("malformed request: {e}"))
 }
 
 fn invalid(message: String) -> EngineError {

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
+use zeroize::Zeroizing;
 
 /// The two systems XFlow delivers to. The wire names are XFlow's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
@@ -42,18 +43,35 @@ pub enum AckMode {
     None,
 }
 
-/// The API token. Its `Debug` is redacted so that it cannot leak through a log or a panic
+/// The API token. Its memory is zeroed when it is dropped (every copy: clones are zeroed too),
+/// it has no `Display`, its `Debug` is redacted so that it cannot leak through a log or a panic
 /// message, and it is only ever read when building the request header.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct ApiToken(String);
+#[derive(Clone, Default)]
+pub struct ApiToken(Zeroizing<String>);
 
 impl ApiToken {
     pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
+        Self(Zeroizing::new(token.into()))
     }
     pub(crate) fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Token;
+        impl serde::de::Visitor<'_> for Token {
+            type Value = ApiToken;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the API token as a string")
+            }
+            // Straight from the input into zeroed-on-drop memory, never through a plain String.
+            fn visit_str<E>(self, v: &str) -> std::result::Result<ApiToken, E> {
+                Ok(ApiToken::new(v))
+            }
+        }
+        d.deserialize_str(Token)
     }
 }
 
@@ -190,7 +208,9 @@ impl RunConfig {
                 self.auth_header_name
             ))
         })?;
-        if reqwest::header::HeaderValue::from_str(self.api_token.expose()).is_err() {
+        // HeaderValue's own rule, checked in place: building one would leave an unzeroed copy.
+        let header_byte = |b: u8| (b >= 0x20 && b != 0x7f) || b == b'\t';
+        if !self.api_token.expose().bytes().all(header_byte) {
             return Err(invalid(
                 "the API token contains characters not allowed in an HTTP header".into(),
             ));

@@ -43,4 +43,5 @@ mod validate;
 pub use config::{AckMode, ApiToken, RunConfig, System};
 pub use error::{EngineError, ErrorReport};
 pub use events::{DeliveredFile, Event, Outcome, Summary};
-pub use run::{NextEvent, Run};
+pub use run::{NextEvent, Run, Worker};
+pub use tokio_util::sync::CancellationToken;

@@ -27,7 +27,13 @@ pub fn safe_file_name(requested: &str, delivery_id: &str) -> String {
     let replaced: String = last
         .chars()
         .filter(|c| !c.is_control())
-        .map(|c| if is_forbidden_char(c) { '_' } else { c })
+        .map(|c| {
+            if is_forbidden_char(c) || is_noncharacter(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = replaced
         .trim_start_matches(['.', ' '])
@@ -65,6 +71,14 @@ pub fn collision_name(name: &str, sha256_hex: &str, attempt: u32) -> String {
 
 fn is_forbidden_char(c: char) -> bool {
     matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*')
+}
+
+/// Unicode's noncharacters (U+FDD0..U+FDEF and the last two code points of every plane) are
+/// for a program's internal use, never for interchange: XML, and so DataContractJsonSerializer,
+/// refuses U+FFFE and U+FFFF, and an importer may choke on any of them.
+fn is_noncharacter(c: char) -> bool {
+    let c = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE
 }
 
 /// Windows reserves device names with any extension (`aux.txt`, `NUL.tar.gz`), and ignores
@@ -195,6 +209,18 @@ mod tests {
         ("***", "delivery-id-42"),
         // Decomposed "ø" is not a thing, but decomposed "å" is: NFC turns a + ring into å.
         ("pa\u{30a}.csv", "på.csv"),
+        ("a\u{ffff}b.csv", "a_b.csv"),
+        ("\u{fffe}reversed.csv", "_reversed.csv"),
+        ("fdd0\u{fdd0}\u{fdef}.csv", "fdd0__.csv"),
+        ("plane1\u{1fffe}\u{1ffff}.csv", "plane1__.csv"),
+        ("plane16\u{10ffff}.csv", "plane16_.csv"),
+        ("\u{ffff}", "delivery-id-42"),
+        // What a lone surrogate from the wire becomes (protocol.rs): kept, it is a valid character.
+        ("lone\u{fffd}.csv", "lone\u{fffd}.csv"),
+        (
+            "\u{fdcf}\u{fdf0}\u{fffd}.csv",
+            "\u{fdcf}\u{fdf0}\u{fffd}.csv",
+        ),
     ];
 
     #[test]
@@ -247,7 +273,9 @@ mod tests {
         assert!(!name.starts_with('.'), "{name}");
         assert!(!name.ends_with('.') && !name.ends_with(' '), "{name}");
         assert!(
-            !name.chars().any(|c| c.is_control() || is_forbidden_char(c)),
+            !name
+                .chars()
+                .any(|c| c.is_control() || is_forbidden_char(c) || is_noncharacter(c)),
             "{name}"
         );
         assert!(!is_reserved_device_name(name), "{name}");

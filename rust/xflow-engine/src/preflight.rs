@@ -10,6 +10,7 @@ use crate::{fsops, journal::Journal, publish, state_access};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum CheckStatus {
@@ -60,19 +61,22 @@ fn skipped(check: &str, target: &str, why: &str) -> Check {
     }
 }
 
-pub fn run(config: RunConfig) -> Vec<Check> {
+/// All the checks, or `Cancelled` as soon as `cancel` fires: a network check is abandoned at
+/// once (a name lookup stuck in a blocking thread is left to finish on its own), a folder check
+/// is never started.
+pub fn run(config: RunConfig, cancel: &CancellationToken) -> Result<Vec<Check>, EngineError> {
     let proxy = crate::proxy::choose(config.proxy_url.as_deref());
     let cfg = match config.validate() {
         Ok(cfg) => cfg,
         Err(e) => {
-            return vec![row(
+            return Ok(vec![row(
                 "Configuration",
                 "",
                 Err((
                     e.to_string(),
                     "Correct the parameter or configuration file named in the message.",
                 )),
-            )];
+            )]);
         }
     };
     let mut checks = vec![row(
@@ -85,21 +89,40 @@ pub fn run(config: RunConfig) -> Vec<Check> {
         .enable_all()
         .build()
     {
-        Ok(rt) => checks.extend(rt.block_on(network_checks(&cfg))),
+        Ok(rt) => {
+            let network = rt.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => None,
+                    network = network_checks(&cfg) => Some(network),
+                }
+            });
+            rt.shutdown_background();
+            checks.extend(network.ok_or(EngineError::Cancelled)?);
+        }
         Err(e) => checks.push(row(
             "Network",
             cfg.base_url.as_str(),
             Err((e.to_string(), "Report this error.")),
         )),
     }
+    let stop = || {
+        if cancel.is_cancelled() {
+            Err(EngineError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     for (system, folder) in &cfg.folders {
+        stop()?;
         checks.push(folder_check(
             &format!("{} folder", system.wire_name()),
             folder,
         ));
     }
+    stop()?;
     checks.extend(state_checks(&cfg.state_path));
-    checks
+    Ok(checks)
 }
 
 async fn network_checks(cfg: &ValidatedConfig) -> Vec<Check> {
@@ -336,9 +359,46 @@ mod tests {
             br#"{"baseUrl":"http://x.example/","apiToken":"t","statePath":"/tmp/s","sdLoenPath":"/tmp"}"#,
         )
         .unwrap();
-        let checks = run(config);
+        let checks = run(config, &CancellationToken::new()).unwrap();
         assert_eq!(checks.len(), 1);
         assert_eq!(checks[0].status, CheckStatus::Failed);
+    }
+
+    #[test]
+    fn a_preflight_against_a_silent_server_ends_at_once_when_cancelled() {
+        // Accepts connections (the kernel does, without accept()) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = RunConfig::from_json(
+            serde_json::json!({
+                "baseUrl": format!("https://{}/api/", silent.local_addr().unwrap()),
+                "apiToken": "t",
+                "statePath": dir.path().join("state"),
+                "sdLoenPath": dir.path(),
+                "timeoutSec": 60
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let cancel = CancellationToken::new();
+        let canceller = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            canceller.cancel();
+        });
+        let started = std::time::Instant::now();
+        let result = run(config, &cancel);
+        assert!(matches!(result, Err(EngineError::Cancelled)), "{result:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            !dir.path().join("state").exists(),
+            "no check ran after the cancel"
+        );
     }
 
     #[test]
@@ -356,7 +416,7 @@ mod tests {
             .as_bytes(),
         )
         .unwrap();
-        let checks = run(config);
+        let checks = run(config, &CancellationToken::new()).unwrap();
         let status = |name: &str| checks.iter().find(|c| c.check == name).unwrap().status;
         assert_eq!(status("Name resolution"), CheckStatus::Failed);
         assert_eq!(status("TLS"), CheckStatus::Skipped);

@@ -12,21 +12,79 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::time::Duration;
 use url::Url;
+use zeroize::Zeroizing;
 
 /// One delivery as the server sends it. The content stays base64, borrowed from the response
 /// body, until it is decoded straight into its file: a large delivery is never held twice.
+/// Its text fields are read with `wire_text`, so one odd name cannot make the whole page unreadable.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireDelivery<'a> {
+    #[serde(deserialize_with = "wire_text")]
     pub id: String,
+    #[serde(deserialize_with = "wire_text")]
     pub system: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire_text")]
     pub file_name: String,
     #[serde(borrow)]
     pub content: Cow<'a, str>,
+    #[serde(deserialize_with = "wire_text")]
     pub sha256: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_wire_text")]
     pub created_at: Option<String>,
+}
+
+/// A JSON string from the server. JSON allows a lone surrogate escape (`\ud800`), which no Rust
+/// string can hold and serde_json refuses for a `String`; read as bytes, serde_json hands it over
+/// as WTF-8, and each lone surrogate becomes U+FFFD here instead of failing the page.
+fn wire_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E>(self, v: &str) -> std::result::Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<String, E> {
+            Ok(from_wtf8_lossy(v))
+        }
+    }
+    d.deserialize_bytes(Text)
+}
+
+fn optional_wire_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text(#[serde(deserialize_with = "wire_text")] String);
+    Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+}
+
+/// WTF-8 (UTF-8 that may encode surrogates as ED A0..BF xx) to a String: one U+FFFD per
+/// surrogate, and per byte that is not UTF-8 at all.
+fn from_wtf8_lossy(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match rest {
+            [0xED, 0xA0..=0xBF, 0x80..=0xBF, tail @ ..] => {
+                text.push(char::REPLACEMENT_CHARACTER);
+                rest = tail;
+            }
+            _ => {
+                let end = rest
+                    .windows(2)
+                    .position(|w| w[0] == 0xED && (0xA0..=0xBF).contains(&w[1]))
+                    .unwrap_or(rest.len())
+                    .max(1);
+                text.push_str(&String::from_utf8_lossy(&rest[..end]));
+                rest = &rest[end..];
+            }
+        }
+    }
+    text
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +157,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(cfg: &ValidatedConfig) -> Result<Self> {
-        let mut token = HeaderValue::from_str(cfg.api_token.expose()).map_err(|_| {
+        // The header shares one zeroed-on-drop copy of the token with every request (a
+        // HeaderValue clone shares its Bytes), instead of a plain copy freed without zeroing.
+        let shared =
+            bytes::Bytes::from_owner(Zeroizing::new(cfg.api_token.expose().as_bytes().to_vec()));
+        let mut token = HeaderValue::from_maybe_shared(shared).map_err(|_| {
             EngineError::InvalidConfiguration("the API token is not a valid header value".into())
         })?;
         token.set_sensitive(true);
@@ -407,5 +469,26 @@ mod tests {
         .unwrap();
         assert!(!page.has_more);
         assert_eq!(page.deliveries[0].created_at, None);
+    }
+
+    #[test]
+    fn lone_surrogates_and_noncharacters_do_not_make_a_page_unreadable() {
+        // serde_json refuses this for a plain String: the whole page would fail, every run.
+        assert!(serde_json::from_str::<String>(r#""a\ud800b""#).is_err());
+        let body = "{\"deliveries\":[{\"id\":\"id\\udc00\u{ffff}\",\"system\":\"Prisme\",\
+                    \"fileName\":\"a\\ud800b\\ud83f\\udfff\u{fffe}\",\"content\":\"eA==\",\
+                    \"sha256\":\"x\",\"createdAt\":\"\\udbff\"}],\"hasMore\":true}";
+        let page: Page = serde_json::from_str(body).unwrap();
+        let d = &page.deliveries[0];
+        assert_eq!(d.id, "id\u{fffd}\u{ffff}");
+        assert_eq!(d.file_name, "a\u{fffd}b\u{1ffff}\u{fffe}");
+        assert_eq!(d.created_at.as_deref(), Some("\u{fffd}"));
+        assert_eq!(d.content, "eA==");
+        assert!(page.has_more);
+        assert_eq!(from_wtf8_lossy(b"\xed\xa0"), "\u{fffd}\u{fffd}");
+        assert_eq!(
+            from_wtf8_lossy(b"ok\xff\xed\xbf\xbfx"),
+            "ok\u{fffd}\u{fffd}x"
+        );
     }
 }

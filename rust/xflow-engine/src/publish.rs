@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Every temp file we create starts with this and ends with `TEMP_SUFFIX`; nothing else in an
 /// import folder is ever touched by recovery.
@@ -165,7 +166,9 @@ fn read_full(content: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Renames a staged file into place under `wanted` (already a safe name), or under a collision
 /// name when `wanted` is taken by another file. Does not flush the folder: see `fsops::sync_dir`.
-pub fn commit(staged: &StagedFile, wanted: &str) -> Result<Published> {
+/// A cancellation ends a blocked rename's retries with `Cancelled`; the temp file stays for the
+/// next run's recovery.
+pub fn commit(staged: &StagedFile, wanted: &str, cancel: &CancellationToken) -> Result<Published> {
     const MAX_ATTEMPTS: u32 = 1000;
     for attempt in 0..MAX_ATTEMPTS {
         let file_name = if attempt == 0 {
@@ -174,7 +177,7 @@ pub fn commit(staged: &StagedFile, wanted: &str) -> Result<Published> {
             names::collision_name(wanted, &staged.sha256, attempt)
         };
         let target = staged.dir.join(&file_name);
-        match rename_with_retry(staged, &target) {
+        match rename_with_retry(staged, &target, cancel) {
             Ok(()) => {
                 return Ok(Published {
                     path: target,
@@ -182,6 +185,7 @@ pub fn commit(staged: &StagedFile, wanted: &str) -> Result<Published> {
                 });
             }
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) if cancel.is_cancelled() => return Err(EngineError::Cancelled),
             Err(err) => return Err(EngineError::from_io(&staged.dir, &err)),
         }
     }
@@ -197,27 +201,58 @@ pub fn discard(staged: &StagedFile) {
 }
 
 /// Retries renames that antivirus or the indexer blocked, for up to a minute.
-fn rename_with_retry(staged: &StagedFile, to: &Path) -> io::Result<()> {
+fn rename_with_retry(staged: &StagedFile, to: &Path, cancel: &CancellationToken) -> io::Result<()> {
     retry_rename(
-        || fsops::rename_noreplace(&staged.temp_path, to),
-        fsops::is_transient_rename_error,
+        || {
+            if rename_blocked_by_fail_point() {
+                Err(io::Error::other(RenameBlocked))
+            } else {
+                fsops::rename_noreplace(&staged.temp_path, to)
+            }
+        },
+        |e| {
+            fsops::is_transient_rename_error(e)
+                || e.get_ref().is_some_and(|inner| inner.is::<RenameBlocked>())
+        },
         staged,
         to,
         TRANSIENT_RENAME_BUDGET,
+        cancel,
     )
 }
+
+/// With the `failpoints` feature, `rename-blocked` (action `return`) makes every rename fail as
+/// antivirus holding the file does on Windows, so a run's retries can be exercised on Linux.
+fn rename_blocked_by_fail_point() -> bool {
+    fail::fail_point!("rename-blocked", |_| true);
+    false
+}
+
+#[derive(Debug)]
+struct RenameBlocked;
+
+impl std::fmt::Display for RenameBlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("rename held up by another process (fail point rename-blocked)")
+    }
+}
+
+impl std::error::Error for RenameBlocked {}
 
 /// The retry policy, apart from the OS calls so that every platform tests it. A blocked rename
 /// can still have happened (SMB reports errors for renames that went through), and the importer
 /// may take the file at once: so when a retry finds the temp file gone, the rename happened,
-/// the rule recovery follows too (only a rename removes our temp file).
+/// the rule recovery follows too (only a rename removes our temp file). A cancellation ends the
+/// waiting between retries within `CANCEL_POLL`, with the last error.
 fn retry_rename(
     mut rename: impl FnMut() -> io::Result<()>,
     is_transient: impl Fn(&io::Error) -> bool,
     staged: &StagedFile,
     to: &Path,
     budget: Duration,
+    cancel: &CancellationToken,
 ) -> io::Result<()> {
+    const CANCEL_POLL: Duration = Duration::from_millis(50);
     let started = Instant::now();
     let mut delay = Duration::from_millis(50);
     let mut blocked_before = false;
@@ -232,7 +267,13 @@ fn retry_rename(
                     return Err(err);
                 }
                 blocked_before = true;
-                std::thread::sleep(delay);
+                let until = Instant::now() + delay;
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    if cancel.is_cancelled() {
+                        return Err(err);
+                    }
+                    std::thread::sleep(left.min(CANCEL_POLL));
+                }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(err) => return Err(err),
@@ -306,7 +347,7 @@ mod tests {
             1,
             "only the temp file exists so far"
         );
-        let published = commit(&staged, "løn.csv").unwrap();
+        let published = commit(&staged, "løn.csv", &CancellationToken::new()).unwrap();
         fsops::sync_dir(&folder).unwrap();
         assert_eq!(published.file_name, "løn.csv");
         assert_eq!(std::fs::read(&published.path).unwrap(), content);
@@ -319,9 +360,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.csv"), b"someone else's").unwrap();
         let first = stage(dir.path(), "test", "id-1", &mut &b"one"[..]).unwrap();
-        let p1 = commit(&first, "a.csv").unwrap();
+        let p1 = commit(&first, "a.csv", &CancellationToken::new()).unwrap();
         let second = stage(dir.path(), "test", "id-2", &mut &b"one"[..]).unwrap();
-        let p2 = commit(&second, "a.csv").unwrap();
+        let p2 = commit(&second, "a.csv", &CancellationToken::new()).unwrap();
         let sha8 = &first.sha256[..8];
         assert_eq!(p1.file_name, format!("a~{sha8}.csv"));
         assert_eq!(p2.file_name, format!("a~{sha8}-2.csv"));
@@ -447,6 +488,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_ends_the_retries_of_a_blocked_rename_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "test", "id", &mut &b"payroll"[..]).unwrap();
+        let target = dir.path().join("løn.csv");
+        let cancel = CancellationToken::new();
+        let canceller = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            canceller.cancel();
+        });
+        let started = Instant::now();
+        let err = retry_rename(
+            || Err(blocked()),
+            is_blocked,
+            &staged,
+            &target,
+            Duration::from_secs(60),
+            &cancel,
+        )
+        .unwrap_err();
+        assert!(is_blocked(&err));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert!(staged.temp_path.exists(), "left for recovery");
+    }
+
+    #[test]
     fn a_blocked_rename_that_went_through_counts_as_published() {
         let dir = tempfile::tempdir().unwrap();
         let staged = stage(dir.path(), "test", "id", &mut &b"payroll"[..]).unwrap();
@@ -469,6 +537,7 @@ mod tests {
             &staged,
             &target,
             Duration::from_secs(60),
+            &CancellationToken::new(),
         );
         result.unwrap();
         assert_eq!(calls, 3);
@@ -495,6 +564,7 @@ mod tests {
             &staged,
             &target,
             Duration::from_secs(60),
+            &CancellationToken::new(),
         )
         .unwrap();
     }
@@ -511,6 +581,7 @@ mod tests {
             &staged,
             &target,
             Duration::from_secs(60),
+            &CancellationToken::new(),
         );
         assert_eq!(first.unwrap_err().kind(), io::ErrorKind::NotFound);
 
@@ -530,6 +601,7 @@ mod tests {
             &staged,
             &target,
             Duration::from_secs(60),
+            &CancellationToken::new(),
         );
         assert!(other.unwrap_err().to_string().contains("other bytes"));
     }
@@ -545,6 +617,7 @@ mod tests {
             &staged,
             &target,
             Duration::from_millis(120),
+            &CancellationToken::new(),
         )
         .unwrap_err();
         assert!(is_blocked(&err));
@@ -560,7 +633,7 @@ mod tests {
         let staged = stage(dir.path(), "test", "id", &mut &b"x"[..]).unwrap();
         let temp = std::fs::metadata(&staged.temp_path).unwrap();
         assert_ne!(temp.file_attributes() & FILE_ATTRIBUTE_HIDDEN, 0);
-        let published = commit(&staged, "x.csv").unwrap();
+        let published = commit(&staged, "x.csv", &CancellationToken::new()).unwrap();
         fsops::sync_dir(dir.path()).unwrap();
         let meta = std::fs::metadata(&published.path).unwrap();
         assert_eq!(meta.file_attributes() & FILE_ATTRIBUTE_HIDDEN, 0);

@@ -49,7 +49,7 @@ pub(crate) fn publish(
     let mut published: Vec<Record> = Vec::with_capacity(staged.len());
     let mut failure = None;
     for (mut record, s) in staged {
-        match publish::commit(&s, &record.wanted_name) {
+        match publish::commit(&s, &record.wanted_name, scope.cancel) {
             Ok(p) => {
                 scope
                     .reporter

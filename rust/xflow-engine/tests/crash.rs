@@ -391,3 +391,73 @@ async fn the_rename_fallback_tells_published_from_unpublished_after_a_crash() {
         assert_server_states(&state, "acked", &context);
     }
 }
+
+/// Ctrl+C while a rename is being retried (antivirus holding the file, simulated by the fail
+/// point `rename-blocked`, since Linux never reports Windows' transient errors): the retries
+/// stop at once, the run ends Cancelled and releases its lock, and the next run publishes the
+/// staged files through recovery, each exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_during_rename_retries_ends_the_run_at_once_and_the_next_run_recovers() {
+    let scenario = fail::FailScenario::setup();
+    let env = env().await;
+    env.enqueue(json!([
+        {"system": "SDLoen", "fileName": "a.csv", "text": "a;1"},
+        {"system": "Prisme", "fileName": "b.txt", "text": "b;2"},
+    ]))
+    .await;
+    fail::cfg("rename-blocked", "return").unwrap();
+    let config = env.config("Ack").to_string();
+    // The run is driven from this (blocking) test thread; the simulator keeps the other workers.
+    let (summary, ended_after) = tokio::task::block_in_place(|| {
+        let run = xflow_engine::Run::start(
+            xflow_engine::RunConfig::from_json(config.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        // Staged and journaled: the renames are being retried now.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while env.files().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "nothing was staged");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let cancelled = std::time::Instant::now();
+        run.cancel();
+        let summary = loop {
+            match run.next_event(std::time::Duration::from_secs(5)) {
+                xflow_engine::NextEvent::Event(xflow_engine::Event::Summary(s)) => break s,
+                xflow_engine::NextEvent::Event(_) => continue,
+                _ => panic!("no summary within 5 s of the cancel"),
+            }
+        };
+        assert!(
+            run.wait(std::time::Duration::from_secs(1)),
+            "the run thread ended"
+        );
+        (summary, cancelled.elapsed())
+    });
+    fail::remove("rename-blocked");
+    assert_eq!(summary.outcome, Outcome::Cancelled, "{summary:?}");
+    assert!(
+        ended_after < std::time::Duration::from_secs(1),
+        "the run took {ended_after:?} to end after the cancel"
+    );
+    assert!(
+        env.files().iter().all(|f| f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with(".partial")),
+        "nothing published yet"
+    );
+    for (id, _, _, acks) in server_view(&env.state().await) {
+        assert_eq!(acks, 0, "{id} was acknowledged before it was published");
+    }
+
+    env.run_mode("Ack")
+        .await
+        .expect(Outcome::Succeeded, "the next run");
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_server_states(&state, "acked", "after the next run");
+    scenario.teardown();
+}

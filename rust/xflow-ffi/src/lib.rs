@@ -1,22 +1,28 @@
 //! The C ABI of the XFlow delivery engine: the only surface the PowerShell module sees. It stays
-//! small on purpose (docs/design.md documents it): UTF-8 JSON in, JSON out, buffers owned by Rust
-//! and freed through `xfd_buffer_free`, a run as an opaque handle polled for events, no callbacks
-//! into .NET. Every export catches panics and reports them as an error instead of unwinding
+//! small on purpose (docs/design.md documents it): UTF-8 JSON in, ASCII-only JSON out (`json`),
+//! buffers owned by Rust and freed through `xfd_buffer_free`, a run as an opaque handle polled for
+//! events, no callbacks into .NET. Every export catches panics and reports them as an error instead of unwinding
 //! across the boundary. bindings/NativeMethods.g.cs is generated from this file by csbindgen.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
-use xflow_engine::{EngineError, ErrorReport, NextEvent, Run, RunConfig};
+use xflow_engine::{
+    CancellationToken, EngineError, ErrorReport, Event, NextEvent, Run, RunConfig, Worker,
+};
+use zeroize::Zeroizing;
+
+mod json;
 
 /// Bumped whenever an export's signature or a JSON shape changes incompatibly; the module
 /// refuses to load a native library whose version differs from the one its bindings expect.
-pub const XFD_ABI_VERSION: u32 = 1;
+pub const XFD_ABI_VERSION: u32 = 2;
 
 /// Status codes returned by the exports (non-negative so that csbindgen emits them all).
 pub const XFD_OK: i32 = 0;
-/// No event arrived within the timeout.
+/// No event (or answer) arrived within the timeout; from `xfd_run_wait`: the run is still going.
 pub const XFD_TIMEOUT: i32 = 1;
-/// The run has ended and its last event (the summary) has been taken.
+/// The run has ended and its last event (the summary) has been taken; or, from `xfd_run_wait`,
+/// its thread has ended; or a call's answer has been taken.
 pub const XFD_FINISHED: i32 = 2;
 /// The output buffer holds an error JSON.
 pub const XFD_ERROR: i32 = 3;
@@ -72,48 +78,101 @@ pub unsafe extern "C" fn xfd_buffer_free(buffer: XfdBuffer) {
     });
 }
 
-/// A synchronous request, `{"op":"…",…}` in, JSON out: `version` answers
+/// A question that is not a run, `{"op":"…",…}`: `version` answers
 /// `{"abiVersion":N,"engineVersion":"x.y.z"}`; `history`, `status`, `releaseQuarantined` and
 /// `preflight` are answered by the engine (`xflow_engine::calls`). New questions use this same
-/// door, so the ABI does not grow per feature.
+/// door, so the ABI does not grow per feature. The request is copied (into memory zeroed when
+/// the call ends: a preflight request holds the token) and answered on a thread of its own;
+/// `*out_call` receives the handle to pass to `xfd_call_next`/`xfd_call_cancel` and finally
+/// `xfd_call_free`.
 ///
 /// # Safety
-/// `request` must point to `request_len` readable bytes; `out_response` must be writable.
+/// `request` must point to `request_len` readable bytes; `out_call` and `out_error` must be
+/// writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xfd_call(
+pub unsafe extern "C" fn xfd_call_start(
     request: *const u8,
     request_len: usize,
-    out_response: *mut XfdBuffer,
+    out_call: *mut *mut std::ffi::c_void,
+    out_error: *mut XfdBuffer,
 ) -> i32 {
-    if out_response.is_null() {
+    if out_call.is_null() || out_error.is_null() {
         return XFD_BAD_ARGUMENT;
     }
-    // SAFETY: checked non-null; the caller guarantees it is writable.
-    unsafe { out_response.write(XfdBuffer::empty()) };
-    guarded(out_response, || {
+    // SAFETY: both checked non-null; the caller guarantees they are writable.
+    unsafe {
+        out_call.write(std::ptr::null_mut());
+        out_error.write(XfdBuffer::empty());
+    }
+    guarded(out_error, || {
         // SAFETY: the caller guarantees `request` spans `request_len` bytes.
-        let request = unsafe { input_bytes(request, request_len) }?;
-        let response = handle_call(request)?;
-        Ok((XFD_OK, response))
+        let request = Zeroizing::new(unsafe { input_bytes(request, request_len) }?.to_vec());
+        let call: Worker<Answer> = Worker::spawn("xflow-call", 1, move |answer, cancel| {
+            let _ = answer.send(handle_call(&request, &cancel));
+        })?;
+        // SAFETY: checked non-null above.
+        unsafe { out_call.write(Box::into_raw(Box::new(call)).cast()) };
+        Ok((XFD_OK, Vec::new()))
     })
 }
 
-fn handle_call(request: &[u8]) -> Result<Vec<u8>, EngineError> {
-    let request: serde_json::Value = serde_json::from_slice(request)
-        .map_err(|e| EngineError::InvalidConfiguration(format!("malformed request: {e}")))?;
-    let op = request
-        .get("op")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned();
+/// Waits up to `timeout_ms` for the call's answer: `XFD_OK` with the answer JSON in `*out_answer`,
+/// `XFD_ERROR` with the error JSON, `XFD_TIMEOUT` when it has not come yet, or `XFD_FINISHED`
+/// once the answer has been taken.
+///
+/// # Safety
+/// `call` must be a live handle from `xfd_call_start`; `out_answer` must be writable. Only one
+/// thread may wait on a call at a time.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xfd_call_next(
+    call: *mut std::ffi::c_void,
+    timeout_ms: u32,
+    out_answer: *mut XfdBuffer,
+) -> i32 {
+    // SAFETY: the caller's guarantees are this function's.
+    unsafe {
+        next(call, timeout_ms, out_answer, |answer: Answer| {
+            answer.map(|bytes| (XFD_OK, bytes))
+        })
+    }
+}
+
+/// Asks a call to stop; it then answers `Cancelled`, or is simply abandoned by `xfd_call_free`.
+/// Safe to call from any thread, any number of times, while the handle is live.
+///
+/// # Safety
+/// `call` must be a live handle from `xfd_call_start`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xfd_call_cancel(call: *mut std::ffi::c_void) -> i32 {
+    // SAFETY: the caller guarantees a live call handle.
+    unsafe { cancel::<Answer>(call) }
+}
+
+/// Cancels the call if it is still going and frees the handle at once, without waiting for its
+/// thread (which may be blocked in a name lookup or on a hung share; it ends on its own).
+///
+/// # Safety
+/// `call` must be a handle from `xfd_call_start`, freed exactly once, with no other call on it
+/// in progress or to follow.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xfd_call_free(call: *mut std::ffi::c_void) {
+    // SAFETY: the caller's guarantees are this function's.
+    unsafe { free::<Answer>(call) }
+}
+
+/// A call's answer: the answer JSON, or the error that becomes the error JSON.
+type Answer = Result<Vec<u8>, EngineError>;
+
+fn handle_call(request: &[u8], cancel: &CancellationToken) -> Result<Vec<u8>, EngineError> {
+    let op = xflow_engine::calls::op_of(request)?;
     let answer = match op.as_str() {
         "version" => serde_json::json!({
             "abiVersion": XFD_ABI_VERSION,
             "engineVersion": env!("CARGO_PKG_VERSION"),
         }),
-        _ => xflow_engine::calls::handle(&op, request)?,
+        _ => xflow_engine::calls::handle(&op, request, cancel)?,
     };
-    serde_json::to_vec(&answer).map_err(|e| EngineError::Internal(e.to_string()))
+    json::to_vec(&answer).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Validates `config` (run configuration JSON) and starts a run. On success `*out_run` holds a
@@ -160,57 +219,115 @@ pub unsafe extern "C" fn xfd_run_next_event(
     timeout_ms: u32,
     out_event: *mut XfdBuffer,
 ) -> i32 {
-    if run.is_null() || out_event.is_null() {
-        return XFD_BAD_ARGUMENT;
+    // SAFETY: the caller's guarantees are this function's.
+    unsafe {
+        next(run, timeout_ms, out_event, |event: Event| {
+            json::to_vec(&event)
+                .map(|bytes| (XFD_OK, bytes))
+                .map_err(|e| EngineError::Internal(e.to_string()))
+        })
     }
-    // SAFETY: checked non-null; the caller guarantees it is writable.
-    unsafe { out_event.write(XfdBuffer::empty()) };
-    guarded(out_event, || {
-        // SAFETY: the caller guarantees `run` is a live handle; polling only needs `&Run`.
-        let run = unsafe { &*run.cast::<Run>() };
-        Ok(
-            match run.next_event(Duration::from_millis(u64::from(timeout_ms))) {
-                NextEvent::Event(event) => (
-                    XFD_OK,
-                    serde_json::to_vec(&event).map_err(|e| EngineError::Internal(e.to_string()))?,
-                ),
-                NextEvent::Timeout => (XFD_TIMEOUT, Vec::new()),
-                NextEvent::Finished => (XFD_FINISHED, Vec::new()),
-            },
-        )
-    })
 }
 
-/// Asks a run to stop at its next step boundary. Safe to call from any thread, any number of
-/// times, while the handle is live.
+/// Asks a run to stop: at once where it waits on the network, otherwise at its next step
+/// boundary, leaving nothing partial visible. Safe to call from any thread, any number of times,
+/// while the handle is live.
 ///
 /// # Safety
 /// `run` must be a live handle from `xfd_run_start`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xfd_run_cancel(run: *mut std::ffi::c_void) -> i32 {
+    // SAFETY: the caller guarantees a live run handle.
+    unsafe { cancel::<Event>(run) }
+}
+
+/// Waits up to `timeout_ms` for the run's thread to end, which is when it has released the
+/// state folder's lock: `XFD_FINISHED` once it has, `XFD_TIMEOUT` if it is still going (blocked
+/// in a system call, say). Does not cancel; call `xfd_run_cancel` first to stop a run.
+///
+/// # Safety
+/// `run` must be a live handle from `xfd_run_start`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xfd_run_wait(run: *mut std::ffi::c_void, timeout_ms: u32) -> i32 {
     if run.is_null() {
         return XFD_BAD_ARGUMENT;
     }
-    // SAFETY: the caller guarantees a live handle; `cancel` only needs `&Run` and is thread-safe.
-    match catch_unwind(AssertUnwindSafe(|| unsafe { &*run.cast::<Run>() }.cancel())) {
-        Ok(()) => XFD_OK,
+    // SAFETY: the caller guarantees a live handle; waiting only needs `&Run`.
+    let run = unsafe { &*run.cast::<Run>() };
+    match catch_unwind(AssertUnwindSafe(|| {
+        run.wait(Duration::from_millis(u64::from(timeout_ms)))
+    })) {
+        Ok(true) => XFD_FINISHED,
+        Ok(false) => XFD_TIMEOUT,
         Err(_) => XFD_PANIC,
     }
 }
 
-/// Cancels the run if it is still going, waits for its thread to finish (it stops at the next
-/// step boundary, leaving nothing partial visible) and frees the handle.
+/// Cancels the run if it is still going and frees the handle at once, without waiting for its
+/// thread: a run blocked in a system call (an fsync on a hung share) would hold the caller with
+/// it. The detached run stops at its next step boundary and then releases its lock; use
+/// `xfd_run_wait` first to wait for that a bounded time.
 ///
 /// # Safety
 /// `run` must be a handle from `xfd_run_start`, freed exactly once, with no other call on it in
 /// progress or to follow.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xfd_run_free(run: *mut std::ffi::c_void) {
-    if run.is_null() {
+    // SAFETY: the caller's guarantees are this function's.
+    unsafe { free::<Event>(run) }
+}
+
+/// The next item of a worker handle (a run's event, a call's answer) into `*out`.
+///
+/// # Safety
+/// `handle` must be null or a live `Worker<T>` handle; `out` must be null or writable.
+unsafe fn next<T>(
+    handle: *mut std::ffi::c_void,
+    timeout_ms: u32,
+    out: *mut XfdBuffer,
+    encode: impl FnOnce(T) -> Result<(i32, Vec<u8>), EngineError>,
+) -> i32 {
+    if handle.is_null() || out.is_null() {
+        return XFD_BAD_ARGUMENT;
+    }
+    // SAFETY: checked non-null; the caller guarantees it is writable.
+    unsafe { out.write(XfdBuffer::empty()) };
+    guarded(out, || {
+        // SAFETY: the caller guarantees a live handle; polling only needs a shared reference.
+        let worker = unsafe { &*handle.cast::<Worker<T>>() };
+        match worker.next_event(Duration::from_millis(u64::from(timeout_ms))) {
+            NextEvent::Event(item) => encode(item),
+            NextEvent::Timeout => Ok((XFD_TIMEOUT, Vec::new())),
+            NextEvent::Finished => Ok((XFD_FINISHED, Vec::new())),
+        }
+    })
+}
+
+/// # Safety
+/// `handle` must be null or a live `Worker<T>` handle.
+unsafe fn cancel<T>(handle: *mut std::ffi::c_void) -> i32 {
+    if handle.is_null() {
+        return XFD_BAD_ARGUMENT;
+    }
+    // SAFETY: the caller guarantees a live handle; cancelling only needs a shared reference and
+    // is thread-safe.
+    match catch_unwind(AssertUnwindSafe(|| {
+        unsafe { &*handle.cast::<Worker<T>>() }.cancel()
+    })) {
+        Ok(()) => XFD_OK,
+        Err(_) => XFD_PANIC,
+    }
+}
+
+/// # Safety
+/// `handle` must be null or a `Worker<T>` handle from `Box::into_raw`, freed exactly once.
+unsafe fn free<T>(handle: *mut std::ffi::c_void) {
+    if handle.is_null() {
         return;
     }
-    // SAFETY: the handle came from `Box::into_raw` in `xfd_run_start` and is freed once.
-    let _ = catch_unwind(|| drop(unsafe { Box::from_raw(run.cast::<Run>()) }));
+    // SAFETY: the handle came from `Box::into_raw` and is freed once; dropping a worker cancels
+    // and detaches it, never waits.
+    let _ = catch_unwind(|| drop(unsafe { Box::from_raw(handle.cast::<Worker<T>>()) }));
 }
 
 /// # Safety
@@ -253,7 +370,7 @@ fn guarded(out: *mut XfdBuffer, body: impl FnOnce() -> Result<(i32, Vec<u8>), En
 }
 
 fn error_json(report: &ErrorReport) -> Vec<u8> {
-    serde_json::to_vec(report).unwrap_or_else(|_| br#"{"errorId":"Internal"}"#.to_vec())
+    json::to_vec(report).unwrap_or_else(|_| br#"{"errorId":"Internal"}"#.to_vec())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Instant;
 
 /// Calls an export that fills a buffer and returns (status, text of the buffer), freeing it.
 fn take(buffer: XfdBuffer) -> String {
@@ -13,10 +14,31 @@ fn take(buffer: XfdBuffer) -> String {
     text
 }
 
+/// Starts a call and waits for its answer: (status, answer or error JSON).
 fn call(request: &str) -> (i32, String) {
-    let mut out = XfdBuffer::empty();
-    let status = unsafe { xfd_call(request.as_ptr(), request.len(), &mut out) };
-    (status, take(out))
+    let handle = start_call(request);
+    let answer = answer_of(handle, Duration::from_secs(60));
+    unsafe { xfd_call_free(handle) };
+    answer
+}
+
+fn start_call(request: &str) -> *mut std::ffi::c_void {
+    let mut handle = std::ptr::null_mut();
+    let mut err = XfdBuffer::empty();
+    let status = unsafe { xfd_call_start(request.as_ptr(), request.len(), &mut handle, &mut err) };
+    assert_eq!(status, XFD_OK, "{}", take(err));
+    handle
+}
+
+fn answer_of(handle: *mut std::ffi::c_void, within: Duration) -> (i32, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut out = XfdBuffer::empty();
+        match unsafe { xfd_call_next(handle, 50, &mut out) } {
+            XFD_TIMEOUT if Instant::now() < deadline => continue,
+            status => return (status, take(out)),
+        }
+    }
 }
 
 fn start(config: &str) -> (i32, *mut std::ffi::c_void, String) {
@@ -60,25 +82,33 @@ fn malformed_and_unknown_calls_are_errors_with_ids() {
 
 #[test]
 fn null_arguments_are_refused_not_dereferenced() {
+    let mut handle = std::ptr::null_mut();
     assert_eq!(
-        unsafe { xfd_call(b"{}".as_ptr(), 2, std::ptr::null_mut()) },
+        unsafe { xfd_call_start(b"{}".as_ptr(), 2, &mut handle, std::ptr::null_mut()) },
         XFD_BAD_ARGUMENT
     );
     let mut out = XfdBuffer::empty();
     assert_eq!(
-        unsafe { xfd_call(std::ptr::null(), 5, &mut out) },
+        unsafe { xfd_call_start(std::ptr::null(), 5, &mut handle, &mut out) },
         XFD_ERROR
     );
+    assert!(handle.is_null());
     take(out);
+    for cancel in [xfd_run_cancel, xfd_call_cancel] {
+        assert_eq!(unsafe { cancel(std::ptr::null_mut()) }, XFD_BAD_ARGUMENT);
+    }
+    for next in [xfd_run_next_event, xfd_call_next] {
+        assert_eq!(
+            unsafe { next(std::ptr::null_mut(), 0, &mut XfdBuffer::empty()) },
+            XFD_BAD_ARGUMENT
+        );
+    }
     assert_eq!(
-        unsafe { xfd_run_cancel(std::ptr::null_mut()) },
-        XFD_BAD_ARGUMENT
-    );
-    assert_eq!(
-        unsafe { xfd_run_next_event(std::ptr::null_mut(), 0, &mut XfdBuffer::empty()) },
+        unsafe { xfd_run_wait(std::ptr::null_mut(), 0) },
         XFD_BAD_ARGUMENT
     );
     unsafe { xfd_run_free(std::ptr::null_mut()) };
+    unsafe { xfd_call_free(std::ptr::null_mut()) };
     unsafe { xfd_buffer_free(XfdBuffer::empty()) };
 }
 
@@ -102,34 +132,206 @@ fn panics_become_errors_instead_of_unwinding() {
     assert!(body.contains("Internal") && body.contains("boom"), "{body}");
 }
 
+/// Drains a run: every event's JSON until `XFD_FINISHED`.
+fn events_of(run: *mut std::ffi::c_void) -> Vec<String> {
+    let mut events = Vec::new();
+    loop {
+        let mut event = XfdBuffer::empty();
+        match unsafe { xfd_run_next_event(run, 30_000, &mut event) } {
+            XFD_OK => events.push(take(event)),
+            XFD_FINISHED => return events,
+            other => panic!("unexpected status {other}: {events:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_run_mid_page_ends_it_at_once_with_nothing_published_or_acknowledged() {
+    let sim = xflow_sim::Simulator::start(xflow_sim::SimConfig {
+        token: "ffi-test-token".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let control = sim.control().unwrap();
+    control
+        .enqueue(&serde_json::json!({"deliveries": [
+            {"system": "SDLoen", "fileName": "a.csv", "text": "a;1"},
+            {"system": "SDLoen", "fileName": "b.csv", "text": "b;2"},
+        ]}))
+        .await
+        .unwrap();
+    // Half of the page's body, then a minute of silence: the run is in the middle of the page.
+    control
+        .fault(
+            "stallBody",
+            None,
+            Some(1),
+            serde_json::json!({"stallMs": 60_000}),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("SD Løn");
+    std::fs::create_dir(&folder).unwrap();
+    let config = serde_json::json!({
+        "baseUrl": sim.base_url,
+        "apiToken": "ffi-test-token",
+        "sdLoenPath": folder,
+        "statePath": dir.path().join("state"),
+        "caCertificatePath": sim.ca_path,
+        "timeoutSec": 120,
+    })
+    .to_string();
+    let (cancelled_after, events) = tokio::task::spawn_blocking(move || {
+        let (status, run, err) = start(&config);
+        assert_eq!(status, XFD_OK, "{err}");
+        // The GET is announced, then give the stalled body time to arrive halfway.
+        loop {
+            let mut event = XfdBuffer::empty();
+            assert_eq!(
+                unsafe { xfd_run_next_event(run, 30_000, &mut event) },
+                XFD_OK
+            );
+            if take(event).contains("GET ") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let cancelled = Instant::now();
+        assert_eq!(unsafe { xfd_run_cancel(run) }, XFD_OK);
+        let events = events_of(run);
+        let after = cancelled.elapsed();
+        assert_eq!(unsafe { xfd_run_wait(run, 1_000) }, XFD_FINISHED);
+        unsafe { xfd_run_free(run) };
+        (after, events)
+    })
+    .await
+    .unwrap();
+    let summary = events.last().unwrap();
+    assert!(summary.contains(r#""kind":"summary""#), "{events:?}");
+    assert!(summary.contains(r#""outcome":"Cancelled""#), "{summary}");
+    assert!(
+        cancelled_after < Duration::from_secs(2),
+        "the run took {cancelled_after:?} to end after the cancel"
+    );
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+    let state = control.state(false).await.unwrap();
+    for d in state["deliveries"].as_array().unwrap() {
+        assert_eq!(d["ackCount"], 0, "{d}");
+    }
+}
+
+#[cfg(unix)]
 #[test]
-fn a_run_against_a_closed_port_ends_with_a_failed_summary_and_can_be_cancelled_and_freed() {
-    let dir = std::env::temp_dir().join(format!("xfd-ffi-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn freeing_a_run_blocked_in_a_system_call_returns_at_once_and_the_run_ends_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    // A FIFO where the lock file goes: opening it for writing blocks until someone reads it,
+    // as a write on a hung share blocks. No cancellation can reach the thread stuck there.
+    let fifo = state.join("run.lock");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
     let config = serde_json::json!({
         "baseUrl": "https://127.0.0.1:9/api/",
         "apiToken": "t",
-        "sdLoenPath": dir,
-        "statePath": dir.join("state"),
-        "timeoutSec": 2,
+        "sdLoenPath": dir.path(),
+        "statePath": state,
     })
     .to_string();
     let (status, run, err) = start(&config);
     assert_eq!(status, XFD_OK, "{err}");
-    let mut last = String::new();
-    loop {
-        let mut event = XfdBuffer::empty();
-        match unsafe { xfd_run_next_event(run, 10_000, &mut event) } {
-            XFD_OK => last = take(event),
-            XFD_FINISHED => break,
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert!(last.contains(r#""kind":"summary""#), "{last}");
-    assert!(last.contains(r#""errorId":"ServerUnreachable""#), "{last}");
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
     assert_eq!(unsafe { xfd_run_cancel(run) }, XFD_OK);
+    assert_eq!(
+        unsafe { xfd_run_wait(run, 500) },
+        XFD_TIMEOUT,
+        "still blocked"
+    );
+    let waited = stopping.elapsed();
+    assert!(waited >= Duration::from_millis(450), "{waited:?}");
+    let freeing = Instant::now();
     unsafe { xfd_run_free(run) };
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        freeing.elapsed() < Duration::from_millis(100),
+        "freeing took {:?}",
+        freeing.elapsed()
+    );
+    // Unblock the detached run: it opens the lock file, sees the cancellation and ends. The FIFO
+    // reads end-of-file once the run has closed the lock file, i.e. released the lock.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut reader = std::fs::File::open(&fifo).unwrap();
+        let _ = tx.send(reader.read(&mut [0; 1]).unwrap());
+    });
+    let read = rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(
+        read,
+        Ok(0),
+        "the detached run ended and closed the lock file"
+    );
+}
+
+#[test]
+fn a_call_against_a_silent_host_is_cancelled_at_once_and_freed_without_waiting() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let request = serde_json::json!({
+        "op": "preflight",
+        "config": {
+            "baseUrl": format!("https://{}/api/", silent.local_addr().unwrap()),
+            "apiToken": "t",
+            "sdLoenPath": dir.path(),
+            "statePath": dir.path().join("state"),
+            "timeoutSec": 60,
+        },
+    })
+    .to_string();
+    let handle = start_call(&request);
+    assert_eq!(answer_of(handle, Duration::from_millis(500)).0, XFD_TIMEOUT);
+    let cancelled = Instant::now();
+    assert_eq!(unsafe { xfd_call_cancel(handle) }, XFD_OK);
+    let (status, error) = answer_of(handle, Duration::from_secs(5));
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        cancelled.elapsed()
+    );
+    assert_eq!(status, XFD_ERROR);
+    assert!(error.contains(r#""errorId":"Cancelled""#), "{error}");
+    assert_eq!(answer_of(handle, Duration::ZERO).0, XFD_FINISHED);
+    unsafe { xfd_call_free(handle) };
+
+    // Freed while it is still waiting on the silent host: returns at once.
+    let handle = start_call(&request);
+    std::thread::sleep(Duration::from_millis(300));
+    let freeing = Instant::now();
+    unsafe { xfd_call_free(handle) };
+    assert!(
+        freeing.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        freeing.elapsed()
+    );
+}
+
+#[test]
+fn answers_and_events_are_ascii_json_whatever_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("st\u{ffff}te \u{1ffff}");
+    std::fs::create_dir(&state).unwrap();
+    let (status, body) =
+        call(&serde_json::json!({"op": "status", "statePath": state, "folders": []}).to_string());
+    assert_eq!(status, XFD_OK, "{body}");
+    assert!(body.is_ascii(), "{body}");
+    let (status, body) = call(
+        &serde_json::json!({"op": "releaseQuarantined", "statePath": state, "id": "x\u{fffe}"})
+            .to_string(),
+    );
+    assert_eq!(status, XFD_ERROR);
+    assert!(body.is_ascii() && body.contains(r"x\ufffe"), "{body}");
 }
 
 #[test]

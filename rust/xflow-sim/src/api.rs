@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     app::{ApiError, App, parse_json, secret_eq},
-    faults::{AckFault, Plan, ShortCircuit, Target, Transport},
+    faults::{AckFault, LONE_SURROGATE_MARK, Plan, ShortCircuit, Target, Transport},
     state::{OtherOriginRequest, Page},
 };
 
@@ -190,11 +190,49 @@ fn render_page(page: &Page, plan: &Plan) -> Vec<u8> {
             }
         })
         .collect();
-    serde_json::to_vec(&PageOut {
+    let body = serde_json::to_vec(&PageOut {
         deliveries,
         has_more: page.has_more,
     })
-    .expect("page serialises")
+    .expect("page serialises");
+    let marked = |text: &str| text.contains(LONE_SURROGATE_MARK);
+    if page
+        .deliveries
+        .iter()
+        .any(|d| marked(&d.file_name) || marked(&d.id))
+    {
+        write_lone_surrogates(&body)
+    } else {
+        body
+    }
+}
+
+/// `{lone-surrogate:D800}` in a file name or id goes out as the JSON escape `\ud800`: a lone
+/// surrogate, which JSON allows and no Rust string can hold (docs/simulator.md).
+fn write_lone_surrogates(body: &[u8]) -> Vec<u8> {
+    let mark = LONE_SURROGATE_MARK.as_bytes();
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let code = body[i..]
+            .strip_prefix(mark)
+            .and_then(|rest| rest.get(..5))
+            .filter(|hex| hex[4] == b'}')
+            .and_then(|hex| std::str::from_utf8(&hex[..4]).ok())
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+            .filter(|code| (0xD800..=0xDFFF).contains(code));
+        match code {
+            Some(code) => {
+                out.extend_from_slice(format!("\\u{code:04x}").as_bytes());
+                i += mark.len() + 5;
+            }
+            None => {
+                out.push(body[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Sends `body`, applying the gzip and transport faults of the plan.
@@ -354,5 +392,19 @@ async fn other_origin(State(app): State<Arc<App>>, req: Request) -> Response {
         axum::Json(serde_json::json!({ "deliveries": [], "hasMore": false })).into_response()
     } else {
         StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lone_surrogate_marks_become_json_escapes_and_nothing_else_changes() {
+        let body =
+            br#"{"fileName":"a{lone-surrogate:d800}b{lone-surrogate:0041}{lone-surrogate:DFFF}"}"#;
+        let out = super::write_lone_surrogates(body);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"fileName":"a\ud800b{lone-surrogate:0041}\udfff"}"#
+        );
     }
 }

@@ -528,7 +528,17 @@ pub const HOSTILE_FILE_NAMES: &[&str] = &[
     "",
     ".",
     "..",
+    "nonchar\u{ffff}.txt",
+    "\u{fffe}reversed.txt",
+    "fdd0\u{fdd0}.txt",
+    "plane1\u{1ffff}.txt",
+    "lone{lone-surrogate:d800}high.txt",
+    "lone{lone-surrogate:dc00}low.txt",
 ];
+
+/// In a file name or id, `{lone-surrogate:XXXX}` (XXXX from D800 to DFFF) is sent as the JSON
+/// escape `\uXXXX`, a lone surrogate.
+pub const LONE_SURROGATE_MARK: &str = "{lone-surrogate:";
 
 /// A name longer than any Windows path component allows (255).
 pub fn very_long_file_name() -> String {

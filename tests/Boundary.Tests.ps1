@@ -1,0 +1,262 @@
+# The boundary between the cmdlets and the native engine under stress: text no JSON reader may
+# refuse (noncharacters, lone surrogates) end to end through a run, the history, the status and
+# a quarantine release, and Ctrl+C that comes back promptly wherever the engine is stuck.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:Work = New-XFlowTestDirectory -Name 'xflow-boundary'
+    Push-Location $script:Work
+    Import-Module (Get-XFlowModuleManifest) -Force
+    $script:Sim = Start-XFlowSim
+
+    function script:New-Setup {
+        # Import folders, a state folder and a configuration file against the simulator.
+        $root = New-XFlowTestDirectory -Name 'boundary'
+        $s = [pscustomobject]@{
+            Root = $root; SdLoen = Join-Path $root 'SD Løn'; Prisme = Join-Path $root 'Prisme'
+            State = Join-Path $root 'state'; Config = Join-Path $root 'config.json'
+        }
+        New-Item -ItemType Directory -Path $s.SdLoen, $s.Prisme -Force | Out-Null
+        New-XFlowDeliveryConfig -Path $s.Config -BaseUrl $script:Sim.BaseUrl -ApiToken (ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force) `
+            -SdLoenPath $s.SdLoen -PrismePath $s.Prisme -StatePath $s.State -CaCertificatePath $script:Sim.CaPath -TimeoutSec 10 -WarningAction SilentlyContinue | Out-Null
+        $s
+    }
+
+    function script:Invoke-Collect {
+        # Invoke-XFlowDelivery -ConfigPath; output, non-terminating errors and the terminating one.
+        param([string]$Config)
+        $terminating = $null
+        $out = @()
+        try { $out = @(Invoke-XFlowDelivery -ConfigPath $Config -ErrorVariable runErrors -ErrorAction SilentlyContinue) }
+        catch { $terminating = $_ }
+        [pscustomobject]@{
+            Files       = @($out | Where-Object { $_ -is [XFlowDelivery.Model.XFlowDeliveredFile] })
+            Summary     = @($out | Where-Object { $_ -is [XFlowDelivery.Model.XFlowRunSummary] })
+            Errors      = @(Select-XFlowNonTerminatingError -Collected @($runErrors) -Terminating $terminating)
+            Terminating = $terminating
+        }
+    }
+}
+
+AfterAll {
+    Stop-XFlowSim -Sim $script:Sim
+    Pop-Location
+    Remove-Item -LiteralPath $script:Work -Recurse -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'Noncharacters and lone surrogates from the server, end to end' {
+    BeforeAll {
+        Reset-XFlowSim -Sim $script:Sim
+        $script:S = New-Setup
+        $ffff = [string][char]0xFFFF
+        $fffe = [string][char]0xFFFE
+        $fdd0 = [string][char]0xFDD0
+        $plane1 = [char]::ConvertFromUtf32(0x1FFFF)
+        $fffd = [string][char]0xFFFD
+        # id, system, name as sent, name expected on disk
+        $script:Cases = @(
+            @{ Id = "ffff-$ffff"; System = 'SDLoen'; Name = "løn$ffff.csv"; Landed = 'løn_.csv' }
+            @{ Id = "fffe-$fffe"; System = 'Prisme'; Name = "${fffe}bom.txt"; Landed = '_bom.txt' }
+            @{ Id = 'fdd0-plane1'; System = 'Prisme'; Name = "fdd0$fdd0 plane1$plane1.txt"; Landed = 'fdd0_ plane1_.txt' }
+            @{ Id = 'lone-high'; System = 'SDLoen'; Name = 'lone{lone-surrogate:d800}high.csv'; Landed = "lone${fffd}high.csv"; Requested = "lone${fffd}high.csv" }
+            @{ Id = 'lone-low'; System = 'SDLoen'; Name = 'lone{lone-surrogate:dc00}low.csv'; Landed = "lone${fffd}low.csv"; Requested = "lone${fffd}low.csv" }
+        )
+        foreach ($c in $script:Cases) {
+            $c.Bytes = [Text.Encoding]::UTF8.GetBytes("$($c.Id);Beløb`r`n")
+            $body = @{ deliveries = @(@{ id = $c.Id; system = $c.System; fileName = $c.Name; contentBase64 = [Convert]::ToBase64String($c.Bytes) }) }
+            Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'deliveries' -Body $body | Out-Null
+        }
+        $script:Run = Invoke-Collect -Config $script:S.Config
+    }
+
+    It 'the run delivers every file under a safe name and ends with its summary, no error' {
+        $script:Run.Terminating | Should -BeNullOrEmpty
+        $script:Run.Errors | Should -BeNullOrEmpty
+        $script:Run.Summary.Count | Should -Be 1
+        $script:Run.Summary[0].Outcome | Should -Be 'Succeeded'
+        $script:Run.Summary[0].Delivered | Should -Be $script:Cases.Count
+        foreach ($c in $script:Cases) {
+            $file = @($script:Run.Files | Where-Object Id -EQ $c.Id)
+            $file.Count | Should -Be 1 -Because "delivery $($c.Id) is reported once"
+            $file[0].FileName | Should -BeExactly $c.Landed
+            $folder = if ($c.System -eq 'Prisme') { $script:S.Prisme } else { $script:S.SdLoen }
+            $path = Join-Path $folder $c.Landed
+            [IO.File]::ReadAllBytes($path) | Should -Be $c.Bytes
+        }
+        (Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object state -NE 'acked') | Should -BeNullOrEmpty
+    }
+
+    It 'the history shows each delivery with the id and name the server sent' {
+        $history = @(Get-XFlowDeliveryHistory -ConfigPath $script:S.Config)
+        $history.Count | Should -Be $script:Cases.Count
+        foreach ($c in $script:Cases) {
+            $record = @($history | Where-Object Id -EQ $c.Id)
+            $record.Count | Should -Be 1 -Because "$($c.Id) is in the journal once"
+            $requested = if ($c.Requested) { $c.Requested } else { $c.Name }
+            $record[0].RequestedName | Should -BeExactly $requested
+            $record[0].FileName | Should -BeExactly $c.Landed
+        }
+        @(Get-XFlowDeliveryHistory -ConfigPath $script:S.Config -Id $script:Cases[0].Id).Count | Should -Be 1
+    }
+
+    It 'a quarantined delivery with such an id and name shows in the status and can be released' {
+        $ffff = [string][char]0xFFFF
+        $id = "quarantined-$ffff"
+        $name = "q$([char]0xFFFE){lone-surrogate:d800}.csv"
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'wrongSha256' } | Out-Null
+        $body = @{ deliveries = @(@{ id = $id; system = 'SDLoen'; fileName = $name; contentBase64 = [Convert]::ToBase64String([byte[]](1, 2, 3)) }) }
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'deliveries' -Body $body | Out-Null
+
+        $run = Invoke-Collect -Config $script:S.Config
+        $run.Terminating | Should -BeNullOrEmpty
+        $run.Summary[0].Outcome | Should -Be 'CompletedWithErrors'
+        @($run.Errors).Count | Should -Be 1
+        $run.Errors[0].FullyQualifiedErrorId | Should -BeLike 'HashMismatch,*'
+        $run.Errors[0].TargetObject | Should -BeExactly $id
+
+        $status = Get-XFlowDeliveryStatus -ConfigPath $script:S.Config
+        @($status.Quarantined).Count | Should -Be 1
+        $status.Quarantined[0].Id | Should -BeExactly $id
+        $status.Quarantined[0].RequestedName | Should -BeExactly "q$([char]0xFFFE)$([char]0xFFFD).csv"
+
+        Remove-XFlowDeliveryQuarantine -ConfigPath $script:S.Config -Id $id -Confirm:$false -PassThru |
+            Select-Object -ExpandProperty Id | Should -BeExactly $id
+        @((Get-XFlowDeliveryStatus -ConfigPath $script:S.Config).Quarantined).Count | Should -Be 0
+        @(Get-XFlowDeliveryHistory -ConfigPath $script:S.Config -Id $id).Count | Should -Be 0 -Because 'a released delivery leaves the journal'
+    }
+}
+
+Describe 'Ctrl+C comes back within 2 seconds' -Skip:$IsWindows {
+    # Ctrl+C is a stop of the pipeline: PowerShell.Stop() on a pipeline running in its own
+    # runspace here (what the console host does on Ctrl+C), SIGINT to a child pwsh below.
+    BeforeAll {
+        function script:New-Fifo {
+            param([string]$Path)
+            & mkfifo $Path
+            if ($LASTEXITCODE -ne 0) { throw "mkfifo $Path failed" }
+        }
+
+        function script:Start-Pipeline {
+            # Runs one command of the module in a fresh runspace of this process; returns the
+            # PowerShell instance and its async result.
+            param([string]$Command, [hashtable]$Parameters, [switch]$Quiet)
+            $ps = [powershell]::Create()
+            $null = $ps.AddCommand('Import-Module').AddParameter('Name', (Get-XFlowModuleManifest)).AddStatement()
+            $null = $ps.AddCommand($Command).AddParameters($Parameters)
+            # Verbose output is how a test sees progress; without it no Write* call is made that
+            # would notice a stop by itself.
+            if (-not $Quiet) { $null = $ps.AddParameter('Verbose') }
+            [pscustomobject]@{ PowerShell = $ps; Async = $ps.BeginInvoke() }
+        }
+
+        function script:Wait-Verbose {
+            # Until the pipeline has written a verbose line matching $Like.
+            param($Pipeline, [string]$Like, [int]$TimeoutSec = 30)
+            $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
+            while (-not @($Pipeline.PowerShell.Streams.Verbose | Where-Object Message -Like $Like)) {
+                if ([DateTime]::UtcNow -gt $deadline -or $Pipeline.Async.IsCompleted) {
+                    $errors = @($Pipeline.PowerShell.Streams.Error) -join '; '
+                    throw "no verbose line like '$Like' (completed: $($Pipeline.Async.IsCompleted); errors: $errors)"
+                }
+                Start-Sleep -Milliseconds 50
+            }
+        }
+
+        function script:Stop-Timed {
+            # Presses Ctrl+C: returns how long the stop took (at most 10 s are waited for; a
+            # stop that hangs is left behind).
+            param($Pipeline)
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $stopping = $Pipeline.PowerShell.BeginStop($null, $null)
+            $null = $stopping.AsyncWaitHandle.WaitOne(10000)
+            $watch.Stop()
+            $watch.Elapsed
+        }
+
+        function script:Get-SilentListener {
+            # A loopback TCP listener that accepts connections and never answers a byte.
+            $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+            $listener.Start()
+            $listener
+        }
+    }
+
+    It 'Invoke-XFlowDelivery blocked in a state-folder write: the stop returns in time, the run ends later and loses nothing' {
+        Reset-XFlowSim -Sim $script:Sim
+        $ids = @((Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'løn.csv'; Bytes = [byte[]](1, 2, 3) })).ids)
+        $f = New-XFlowRunFolders -Parent $script:Work
+        New-Item -ItemType Directory -Path $f.State | Out-Null
+        # The lock file is a FIFO: opening it for writing blocks until someone reads it, as a
+        # write to a hung share blocks; no cancellation reaches a thread stuck in that call.
+        $lock = Join-Path $f.State 'run.lock'
+        New-Fifo $lock
+        $pipeline = Start-Pipeline -Command 'Invoke-XFlowDelivery' -Parameters (Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f)
+        try {
+            Wait-Verbose -Pipeline $pipeline -Like 'Fetching deliveries*'
+            Start-Sleep -Milliseconds 500
+            $took = Stop-Timed -Pipeline $pipeline
+            $took.TotalSeconds | Should -BeLessThan 2
+            $pipeline.Async.IsCompleted | Should -BeTrue
+        }
+        finally {
+            $pipeline.PowerShell.Dispose()
+        }
+        # Unblock the detached run: it opens the lock file, sees the cancellation and ends. cat
+        # reads end-of-file once the run has closed the lock file, i.e. released the lock (cat,
+        # because .NET's own open would try to lock the file the run holds).
+        & timeout 15 cat $lock | Out-Null
+        $LASTEXITCODE | Should -Be 0 -Because 'the detached run ends once unblocked'
+        Remove-Item -LiteralPath $lock
+        (Get-XFlowSimDeliveries -Sim $script:Sim).state | Should -Be 'pending'
+        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f
+        $out = @(Invoke-XFlowDelivery @params)
+        $out[-1].Outcome | Should -Be 'Succeeded'
+        @($out | Where-Object Id -EQ $ids[0]).Count | Should -Be 1
+    }
+
+    It 'Test-XFlowDeliveryConnection against a host that accepts and never answers: the stop returns in time' {
+        $listener = Get-SilentListener
+        try {
+            $f = New-XFlowRunFolders -Parent $script:Work
+            $params = @{
+                BaseUrl    = "https://127.0.0.1:$($listener.LocalEndpoint.Port)/api/v1/"
+                ApiToken   = ConvertTo-SecureString (New-XFlowTestToken) -AsPlainText -Force
+                SdLoenPath = $f.SdLoen
+                StatePath  = $f.State
+                TimeoutSec = 60
+            }
+            $pipeline = Start-Pipeline -Command 'Test-XFlowDeliveryConnection' -Parameters $params
+            try {
+                # Let it connect and wait for the TLS answer that never comes.
+                Start-Sleep -Seconds 2
+                $pipeline.Async.IsCompleted | Should -BeFalse
+                $took = Stop-Timed -Pipeline $pipeline
+                $took.TotalSeconds | Should -BeLessThan 2
+                $pipeline.Async.IsCompleted | Should -BeTrue
+            }
+            finally { $pipeline.PowerShell.Dispose() }
+            Test-Path -LiteralPath $f.State | Should -BeFalse -Because 'no check runs after the stop'
+        }
+        finally { $listener.Stop() }
+    }
+
+    It 'a stop while the configuration file is read starts no run' {
+        Reset-XFlowSim -Sim $script:Sim
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [byte[]](1) }) | Out-Null
+        $s = New-Setup
+        $content = [IO.File]::ReadAllBytes($s.Config)
+        Remove-Item -LiteralPath $s.Config
+        # The configuration file is a FIFO: reading it waits until this test writes it.
+        New-Fifo $s.Config
+        $pipeline = Start-Pipeline -Command 'Invoke-XFlowDelivery' -Parameters @{ ConfigPath = $s.Config } -Quiet
+        try {
+            Start-Sleep -Seconds 2
+            $stopping = $pipeline.PowerShell.BeginStop($null, $null)
+            Start-Sleep -Milliseconds 300
+            [IO.File]::WriteAllBytes($s.Config, $content)
+            $pipeline.PowerShell.EndStop($stopping)
+        }
+        finally { $pipeline.PowerShell.Dispose() }
+        Test-Path -LiteralPath $s.State | Should -BeFalse -Because 'no run started: not even the state folder was created'
+        (Get-XFlowSimDeliveries -Sim $script:Sim).handedOutCount | Should -Be 0
+    }
+}
