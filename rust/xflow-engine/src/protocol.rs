@@ -36,7 +36,8 @@ pub struct WireDelivery<'a> {
 
 /// A JSON string from the server. JSON allows a lone surrogate escape (`\ud800`), which no Rust
 /// string can hold and serde_json refuses for a `String`; read as bytes, serde_json hands it over
-/// as WTF-8, and each lone surrogate becomes U+FFFD here instead of failing the page.
+/// as WTF-8, and each lone surrogate becomes U+FFFD here instead of failing the page. Bytes that
+/// are not UTF-8 at all are refused, as for any string.
 fn wire_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     struct Text;
     impl serde::de::Visitor<'_> for Text {
@@ -47,8 +48,8 @@ fn wire_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Stri
         fn visit_str<E>(self, v: &str) -> std::result::Result<String, E> {
             Ok(v.to_owned())
         }
-        fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<String, E> {
-            Ok(from_wtf8_lossy(v))
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<String, E> {
+            from_wtf8(v).ok_or_else(|| E::custom("invalid UTF-8 in a string"))
         }
     }
     d.deserialize_bytes(Text)
@@ -62,29 +63,21 @@ fn optional_wire_text<'de, D: serde::Deserializer<'de>>(
     Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
 }
 
-/// WTF-8 (UTF-8 that may encode surrogates as ED A0..BF xx) to a String: one U+FFFD per
-/// surrogate, and per byte that is not UTF-8 at all.
-fn from_wtf8_lossy(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
+/// WTF-8 (UTF-8 that may encode surrogates as ED A0..BF xx) to a String with one U+FFFD per
+/// surrogate; None when the rest is not UTF-8.
+fn from_wtf8(bytes: &[u8]) -> Option<String> {
+    let mut utf8 = Vec::with_capacity(bytes.len());
     let mut rest = bytes;
-    while !rest.is_empty() {
-        match rest {
-            [0xED, 0xA0..=0xBF, 0x80..=0xBF, tail @ ..] => {
-                text.push(char::REPLACEMENT_CHARACTER);
-                rest = tail;
-            }
-            _ => {
-                let end = rest
-                    .windows(2)
-                    .position(|w| w[0] == 0xED && (0xA0..=0xBF).contains(&w[1]))
-                    .unwrap_or(rest.len())
-                    .max(1);
-                text.push_str(&String::from_utf8_lossy(&rest[..end]));
-                rest = &rest[end..];
-            }
+    while let [byte, tail @ ..] = rest {
+        if let [0xED, 0xA0..=0xBF, 0x80..=0xBF, after @ ..] = rest {
+            utf8.extend_from_slice("\u{fffd}".as_bytes());
+            rest = after;
+        } else {
+            utf8.push(*byte);
+            rest = tail;
         }
     }
-    text
+    String::from_utf8(utf8).ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -485,10 +478,12 @@ mod tests {
         assert_eq!(d.created_at.as_deref(), Some("\u{fffd}"));
         assert_eq!(d.content, "eA==");
         assert!(page.has_more);
-        assert_eq!(from_wtf8_lossy(b"\xed\xa0"), "\u{fffd}\u{fffd}");
         assert_eq!(
-            from_wtf8_lossy(b"ok\xff\xed\xbf\xbfx"),
-            "ok\u{fffd}\u{fffd}x"
+            from_wtf8(b"ok\xed\xbf\xbfx").as_deref(),
+            Some("ok\u{fffd}x")
         );
+        // Not UTF-8 apart from surrogates: refused, as serde_json refuses it for a String.
+        assert_eq!(from_wtf8(b"ok\xff"), None);
+        assert_eq!(from_wtf8(b"\xed\xa0"), None);
     }
 }

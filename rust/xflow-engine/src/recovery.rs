@@ -92,7 +92,8 @@ fn finish_interrupted_publishes(
                         size: record.size,
                         sha256: record.sha256.clone(),
                     };
-                    let name = publish::commit(&staged, &record.wanted_name, scope.cancel)?.file_name;
+                    let name =
+                        publish::commit(&staged, &record.wanted_name, scope.cancel)?.file_name;
                     crash_point!("recovery-after-rename");
                     name
                 } else {
