@@ -39,13 +39,17 @@ pub(crate) async fn run(
     let (result, journal) = deliver(cfg, reporter, cancel, &run_id, &started_at, &mut counts).await;
     let summary = summary(run_id, started_at, started, counts, result);
     if let Some(mut journal) = journal {
-        if let Err(e) = journal.finish_run(&run_record(&summary)) {
+        // Retention after the run's own work, in the commit that records the run, so it never
+        // delays a delivery nor costs a flush of its own. Only old finished runs and old
+        // acknowledged deliveries go, so a concurrent run is not disturbed.
+        let record = run_record(&summary);
+        if let Err(e) = journal.finish_run_and_prune(
+            &record,
+            chrono::Utc::now(),
+            cfg.retention,
+            journal::PRUNE_STEP,
+        ) {
             reporter.warning(format!("could not record the run in the journal: {e}"));
-        }
-        // After the run's own work, so retention never delays a delivery. Only old finished
-        // runs and old acknowledged deliveries go, so a concurrent run is not disturbed.
-        if let Err(e) = journal.prune(chrono::Utc::now(), cfg.retention, journal::PRUNE_STEP) {
-            reporter.warning(format!("could not prune the journal: {e}"));
         }
     }
     summary

@@ -354,26 +354,7 @@ impl Journal {
     }
 
     pub fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
-        self.batch(|b| {
-            b.tx.execute(
-                "UPDATE runs SET finished_at = ?2, outcome = ?3, delivered = ?4, failed = ?5, \
-                 skipped = ?6, reacknowledged = ?7, duration_ms = ?8, error_id = ?9, message = ?10 \
-                 WHERE run_id = ?1",
-                params![
-                    run.run_id,
-                    run.finished_at,
-                    run.outcome,
-                    run.delivered,
-                    run.failed,
-                    run.skipped,
-                    run.reacknowledged,
-                    run.duration_ms,
-                    run.error_id,
-                    run.message
-                ],
-            )
-            .map(drop)
-        })
+        self.batch(|b| b.finish_run(run))
     }
 }
 
@@ -416,25 +397,21 @@ impl Journal {
         retention: Retention,
         max_rows: u32,
     ) -> Result<(usize, usize)> {
-        let stamp = |age: chrono::Duration| {
-            (now - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        };
-        let (runs_before, deliveries_before) = (stamp(retention.runs), stamp(retention.deliveries));
-        // Both walk an index (runs_started_at, deliveries_received_at) from the oldest row and
-        // stop at the cutoff or the limit: the cost does not grow with the journal. `+state`
-        // keeps SQLite off the state index, which would visit every acknowledged row and sort.
+        self.batch(|b| b.prune(now, retention, max_rows))
+    }
+
+    /// `finish_run` and `prune` in one transaction: one durable commit at the end of a run
+    /// instead of two.
+    pub fn finish_run_and_prune(
+        &mut self,
+        run: &RunRecord,
+        now: chrono::DateTime<chrono::Utc>,
+        retention: Retention,
+        max_rows: u32,
+    ) -> Result<(usize, usize)> {
         self.batch(|b| {
-            let runs = b.tx.execute(
-                "DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE started_at < ?1 \
-                 ORDER BY started_at LIMIT ?2)",
-                params![runs_before, max_rows],
-            )?;
-            let deliveries = b.tx.execute(
-                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries \
-                 WHERE received_at < ?1 AND +state = 'acknowledged' ORDER BY received_at LIMIT ?2)",
-                params![deliveries_before, max_rows],
-            )?;
-            Ok((runs, deliveries))
+            b.finish_run(run)?;
+            b.prune(now, retention, max_rows)
         })
     }
 
@@ -524,6 +501,58 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    fn finish_run(&self, run: &RunRecord) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, delivered = ?4, failed = ?5, \
+                 skipped = ?6, reacknowledged = ?7, duration_ms = ?8, error_id = ?9, message = ?10 \
+                 WHERE run_id = ?1",
+            )?
+            .execute(params![
+                run.run_id,
+                run.finished_at,
+                run.outcome,
+                run.delivered,
+                run.failed,
+                run.skipped,
+                run.reacknowledged,
+                run.duration_ms,
+                run.error_id,
+                run.message
+            ])
+            .map(drop)
+    }
+
+    /// See `Journal::prune`.
+    fn prune(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        retention: Retention,
+        max_rows: u32,
+    ) -> rusqlite::Result<(usize, usize)> {
+        let stamp = |age: chrono::Duration| {
+            (now - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        // Both walk an index (runs_started_at, deliveries_received_at) from the oldest row and
+        // stop at the cutoff or the limit: the cost does not grow with the journal. `+state`
+        // keeps SQLite off the state index, which would visit every acknowledged row and sort.
+        let runs = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE started_at < ?1 \
+                 ORDER BY started_at LIMIT ?2)",
+            )?
+            .execute(params![stamp(retention.runs), max_rows])?;
+        let deliveries = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries \
+                 WHERE received_at < ?1 AND +state = 'acknowledged' ORDER BY received_at LIMIT ?2)",
+            )?
+            .execute(params![stamp(retention.deliveries), max_rows])?;
+        Ok((runs, deliveries))
+    }
+
     /// Inserts or replaces a delivery's row (a quarantined delivery that comes back valid, or a
     /// received one being published, is overwritten with its new state).
     pub fn upsert(&self, r: &Record) -> rusqlite::Result<()> {
@@ -803,6 +832,21 @@ mod tests {
             assert!(j.get(kept).unwrap().is_some(), "{kept} must be kept");
         }
         assert!(j.get("ack-401").unwrap().is_none());
+        // A run records itself and prunes in one commit.
+        j.begin_run("run-now", &ago(0)).unwrap();
+        let finished = RunRecord {
+            run_id: "run-now".into(),
+            started_at: ago(0),
+            finished_at: Some(ago(0)),
+            outcome: Some("Succeeded".into()),
+            ..Default::default()
+        };
+        let pruned = j
+            .finish_run_and_prune(&finished, now, Retention::new(30), 2)
+            .unwrap();
+        assert_eq!(pruned, (1, 0), "run-89 is older than 30 days");
+        assert_eq!(ids(&j), ["run-now", "run-1"]);
+        assert_eq!(j.runs(1).unwrap()[0].outcome.as_deref(), Some("Succeeded"));
         // A run retention above the delivery floor keeps deliveries at least as long.
         assert_eq!(
             Retention::new(1000).deliveries,
