@@ -85,6 +85,9 @@ pub struct PageReader<R> {
 enum Target<'a> {
     Skip,
     Collect(&'a mut Vec<u8>),
+    /// A delivery's text field, read as `protocol::wire_text` reads it: raw control characters
+    /// and lone surrogates allowed (WTF-8 here, U+FFFD in the result).
+    Text(&'a mut Vec<u8>),
     Stream(&'a mut dyn FnMut(&[u8]) -> io::Result<()>),
 }
 
@@ -377,9 +380,9 @@ impl<R: Read> PageReader<R> {
     fn small_string(&mut self, what: &str) -> Result<String> {
         self.expect_string_start(&format!("`{what}`"))?;
         let mut bytes = Vec::new();
-        self.string_body(Target::Collect(&mut bytes))?;
-        // string_body has checked the UTF-8 already.
-        String::from_utf8(bytes).or_else(|_| syntax("invalid UTF-8 in a string"))
+        self.string_body(Target::Text(&mut bytes))?;
+        crate::protocol::from_wtf8(&bytes)
+            .ok_or_else(|| PageError::Syntax("invalid UTF-8 in a string".into()))
     }
 
     /// The rest of a string after its opening quote, unescaped, to `target`. Checks UTF-8
@@ -387,11 +390,13 @@ impl<R: Read> PageReader<R> {
     /// a skipped string is only checked for its end, control characters and escape syntax.
     fn string_body(&mut self, mut target: Target<'_>) -> Result<()> {
         let skip = matches!(target, Target::Skip);
+        // Text is checked as a whole at its end (protocol::from_wtf8).
+        let text = matches!(target, Target::Text(_));
         let mut utf8 = Utf8Check::default();
         let emit = |target: &mut Target<'_>, bytes: &[u8]| -> Result<()> {
             match target {
                 Target::Skip => Ok(()),
-                Target::Collect(out) => {
+                Target::Collect(out) | Target::Text(out) => {
                     if out.len() + bytes.len() > MAX_FIELD_BYTES {
                         return syntax(format!(
                             "a string field is longer than {MAX_FIELD_BYTES} bytes"
@@ -414,7 +419,7 @@ impl<R: Read> PageReader<R> {
                 .unwrap_or(self.end - start);
             if run > 0 {
                 let piece = &self.buf[start..start + run];
-                if !skip {
+                if !skip && !text {
                     utf8.feed(piece)?;
                 }
                 emit(&mut target, piece)?;
@@ -436,12 +441,22 @@ impl<R: Read> PageReader<R> {
                         _ => return syntax("invalid escape in a string"),
                     }
                 }
+                b'\\' if text => {
+                    self.pos += 1;
+                    let mut out = Vec::new();
+                    self.lenient_escape(&mut out)?;
+                    emit(&mut target, &out)?;
+                }
                 b'\\' => {
                     self.pos += 1;
                     utf8.finish()?;
                     let mut out = [0u8; 4];
                     let bytes = self.escape(&mut out)?;
                     emit(&mut target, bytes)?;
+                }
+                c if text => {
+                    self.pos += 1;
+                    emit(&mut target, &[c])?;
                 }
                 _ => return syntax("a control character in a string (it must be escaped)"),
             }
@@ -482,6 +497,45 @@ impl<R: Read> PageReader<R> {
         };
         out[0] = simple;
         Ok(&out[..1])
+    }
+
+    /// One escape after its backslash as serde_json reads it for bytes: surrogates that do not
+    /// pair up are kept as WTF-8 (`protocol::from_wtf8` turns each into U+FFFD).
+    fn lenient_escape(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let first = self.next_byte()?;
+        if first != b'u' {
+            let mut one = [0u8; 4];
+            self.pos -= 1; // `escape` reads the escape letter itself
+            out.extend_from_slice(self.escape(&mut one)?);
+            return Ok(());
+        }
+        let mut n = self.hex4()?;
+        loop {
+            if !(0xD800..=0xDBFF).contains(&n) {
+                push_wtf8(n, out);
+                return Ok(());
+            }
+            if !self.fill()? || self.buf[self.pos] != b'\\' {
+                push_wtf8(n, out);
+                return Ok(());
+            }
+            self.pos += 1;
+            if !self.fill()? || self.buf[self.pos] != b'u' {
+                push_wtf8(n, out);
+                let mut one = [0u8; 4];
+                out.extend_from_slice(self.escape(&mut one)?);
+                return Ok(());
+            }
+            self.pos += 1;
+            let n2 = self.hex4()?;
+            if (0xDC00..=0xDFFF).contains(&n2) {
+                let c = 0x10000 + ((n - 0xD800) << 10) + (n2 - 0xDC00);
+                push_wtf8(c, out);
+                return Ok(());
+            }
+            push_wtf8(n, out);
+            n = n2;
+        }
     }
 
     fn hex4(&mut self) -> Result<u32> {
@@ -584,6 +638,25 @@ impl<R: Read> PageReader<R> {
             }
         }
         Ok(())
+    }
+}
+
+/// A code point, surrogates included, in the generalised UTF-8 serde_json writes for bytes.
+fn push_wtf8(c: u32, out: &mut Vec<u8>) {
+    match c {
+        0..=0x7F => out.push(c as u8),
+        0x80..=0x7FF => out.extend_from_slice(&[0xC0 | (c >> 6) as u8, 0x80 | (c & 0x3F) as u8]),
+        0x800..=0xFFFF => out.extend_from_slice(&[
+            0xE0 | (c >> 12) as u8,
+            0x80 | ((c >> 6) & 0x3F) as u8,
+            0x80 | (c & 0x3F) as u8,
+        ]),
+        _ => out.extend_from_slice(&[
+            0xF0 | (c >> 18) as u8,
+            0x80 | ((c >> 12) & 0x3F) as u8,
+            0x80 | ((c >> 6) & 0x3F) as u8,
+            0x80 | (c & 0x3F) as u8,
+        ]),
     }
 }
 

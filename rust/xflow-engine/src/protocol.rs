@@ -65,7 +65,7 @@ fn optional_wire_text<'de, D: serde::Deserializer<'de>>(
 
 /// WTF-8 (UTF-8 that may encode surrogates as ED A0..BF xx) to a String with one U+FFFD per
 /// surrogate; None when the rest is not UTF-8.
-fn from_wtf8(bytes: &[u8]) -> Option<String> {
+pub(crate) fn from_wtf8(bytes: &[u8]) -> Option<String> {
     let mut utf8 = Vec::with_capacity(bytes.len());
     let mut rest = bytes;
     while let [byte, tail @ ..] = rest {

@@ -392,7 +392,7 @@ fn errors_name_the_problem() {
         ),
         (r#"{"deliveries":[]} x"#, "trailing characters"),
         (
-            r#"{"deliveries":[{"id":"\ud800","system":"S","content":"","sha256":"x"}]}"#,
+            r#"{"deliveries":[{"\ud800":1,"id":"1","system":"S","content":"","sha256":"x"}]}"#,
             "lone leading surrogate",
         ),
         (
@@ -408,6 +408,15 @@ fn errors_name_the_problem() {
         let err = ours(page.as_bytes(), 7).unwrap_err().to_string();
         assert!(err.contains(want), "{page}: {err}");
     }
+    // In a text field a lone surrogate becomes U+FFFD and a raw control character is kept, as
+    // protocol::wire_text reads them.
+    let odd = ours(
+        b"{\"deliveries\":[{\"id\":\"a\\ud800b\\udc00\",\"system\":\"S\x01\",\"content\":\"\",\"sha256\":\"x\"}]}",
+        3,
+    )
+    .unwrap();
+    assert_eq!(odd.deliveries[0].0.id, "a\u{fffd}b\u{fffd}");
+    assert_eq!(odd.deliveries[0].0.system, "S\u{1}");
     let long = format!(
         r#"{{"deliveries":[{{"id":"{}"}}]}}"#,
         "a".repeat(MAX_FIELD_BYTES + 1)
