@@ -13,7 +13,7 @@ BeforeAll {
 
     function script:New-TaskSetup {
         # Folders and a configuration file (written by the module itself) for one scenario.
-        param([string]$Token = $script:Sim.Token, [string]$BaseUrl = $script:Sim.BaseUrl, [int]$TimeoutSec = 20)
+        param([string]$Token = $script:Sim.Token, [string]$BaseUrl = $script:Sim.BaseUrl, [int]$TimeoutSec = 20, [hashtable]$Extra = @{})
         $root = New-XFlowTestDirectory -Name 'task'
         $setup = [pscustomobject]@{
             Root   = $root
@@ -25,7 +25,7 @@ BeforeAll {
         New-Item -ItemType Directory -Path $setup.SdLoen, $setup.Prisme -Force | Out-Null
         New-XFlowDeliveryConfig -Path $setup.Config -BaseUrl $BaseUrl -ApiToken (ConvertTo-SecureString $Token -AsPlainText -Force) `
             -SdLoenPath $setup.SdLoen -PrismePath $setup.Prisme -StatePath $setup.State -CaCertificatePath $script:Sim.CaPath `
-            -TimeoutSec $TimeoutSec -WarningAction SilentlyContinue | Out-Null
+            -TimeoutSec $TimeoutSec -WarningAction SilentlyContinue @Extra | Out-Null
         $setup
     }
 
@@ -153,6 +153,38 @@ Describe 'The task entry script''s exit codes (pwsh -File, child process)' {
         $result.ExitCode | Should -Be 6 -Because $result.Output
     }
 
+    It 'exits 7 while an importer has stopped, naming the folder and the oldest file on every run, and 0 once the folder drains' {
+        $setup = New-TaskSetup -Extra @{ PrismeStallAfterMinutes = 1 }
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(
+            @{ System = 'Prisme'; FileName = 'G69_first.txt'; Bytes = [Text.Encoding]::ASCII.GetBytes("x`r`n") },
+            @{ System = 'SDLoen'; FileName = 'løn.csv'; Bytes = [Text.Encoding]::ASCII.GetBytes("y`r`n") }
+        ) | Out-Null
+        $first = Invoke-TaskScript -ConfigPath $setup.Config
+        $first.ExitCode | Should -Be 0 -Because $first.Output
+        # A file the module did not publish is not its business.
+        Set-Content -LiteralPath (Join-Path $setup.Prisme 'manual.txt') -Value 'not ours'
+        Start-Sleep -Seconds 62
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'Prisme'; FileName = 'G69_second.txt'; Bytes = [Text.Encoding]::ASCII.GetBytes("z`r`n") }) | Out-Null
+        foreach ($run in 1, 2) {
+            $stalled = Invoke-TaskScript -ConfigPath $setup.Config
+            $stalled.ExitCode | Should -Be 7 -Because $stalled.Output
+            $stalled.Output | Should -Match 'ImportStalled'
+            $stalled.Output | Should -Match ([regex]::Escape("Import stalled: Prisme import folder $($setup.Prisme): 1 file(s) not picked up after 1 min; oldest G69_first.txt (1 min)"))
+            $stalled.Output | Should -Match 'an importer has stopped'
+        }
+        $status = Get-XFlowDeliveryStatus -ConfigPath $setup.Config
+        $status.Healthy | Should -BeFalse
+        $status.ImportStalls.Count | Should -Be 1
+        $status.ImportStalls[0].OldestFile | Should -Be 'G69_first.txt'
+        $status.LastRun.ExitCode | Should -Be 7
+
+        Remove-Item -LiteralPath (Join-Path $setup.Prisme 'G69_first.txt')
+        $drained = Invoke-TaskScript -ConfigPath $setup.Config
+        $drained.ExitCode | Should -Be 0 -Because $drained.Output
+        $drained.Output | Should -Not -Match 'Import stalled'
+        (Get-XFlowDeliveryStatus -ConfigPath $setup.Config).ImportStalls.Count | Should -Be 0
+    }
+
     It 'exits 1 when the script itself fails (the module cannot be loaded)' {
         $setup = New-TaskSetup
         $lonely = Join-Path $setup.Root 'lonely'
@@ -175,6 +207,8 @@ Describe 'The exit-code mapping (one place: [XFlowDelivery.ExitCodes])' {
         @{ Outcome = 'Succeeded'; ErrorId = $null; Code = 0 }
         @{ Outcome = 'Locked'; ErrorId = $null; Code = 0 }
         @{ Outcome = 'CompletedWithErrors'; ErrorId = $null; Code = 6 }
+        @{ Outcome = 'ImportStalled'; ErrorId = $null; Code = 7 }
+        @{ Outcome = 'Failed'; ErrorId = 'InvalidContent'; Code = 6 }
         @{ Outcome = 'Cancelled'; ErrorId = 'Cancelled'; Code = 1 }
         @{ Outcome = 'Failed'; ErrorId = 'Internal'; Code = 1 }
         @{ Outcome = 'Failed'; ErrorId = 'InvalidConfiguration'; Code = 2 }

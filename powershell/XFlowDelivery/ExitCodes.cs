@@ -17,6 +17,7 @@ namespace XFlowDelivery
         public const int NetworkOrServer = 4;
         public const int ImportFolder = 5;
         public const int DeliveriesRefused = 6;
+        public const int ImportStalled = 7;
 
         /// <summary>The exit code for a run-level error with this ErrorId.</summary>
         public static int FromErrorId(string? errorId)
@@ -50,6 +51,7 @@ namespace XFlowDelivery
                     return ImportFolder;
                 case "InvalidDelivery":
                 case "HashMismatch":
+                case "InvalidContent":
                 case "Quarantined":
                     return DeliveriesRefused;
                 default:
@@ -67,6 +69,8 @@ namespace XFlowDelivery
                     return Success;
                 case "CompletedWithErrors":
                     return DeliveriesRefused;
+                case "ImportStalled":
+                    return ImportStalled;
                 case "Failed":
                     return FromErrorId(errorId);
                 default:
@@ -85,6 +89,7 @@ namespace XFlowDelivery
                 case NetworkOrServer: return "network or server error: check the connection to XFlow (Test-XFlowDeliveryConnection)";
                 case ImportFolder: return "import folder error: a folder is missing, not writable or full";
                 case DeliveriesRefused: return "some deliveries were quarantined or refused: see Get-XFlowDeliveryStatus";
+                case ImportStalled: return "an importer has stopped: files published into an import folder were not picked up in time; check that SD Løn or Prisme is importing";
                 default: return "unexpected error: see the task's output and Get-XFlowDeliveryStatus";
             }
         }

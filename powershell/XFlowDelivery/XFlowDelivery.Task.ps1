@@ -12,6 +12,8 @@
         1  unexpected error        2  configuration          3  authentication or token
         4  network or server       5  import folder (missing, access denied, disk full)
         6  some deliveries quarantined or refused
+        7  an importer has stopped: files published into an import folder are still there past
+           the configured threshold (-SdLoenStallAfterMinutes / -PrismeStallAfterMinutes)
     On Windows it also writes one event per run to the Application log, source XFlowDelivery,
     event id 100 + exit code. Writing the event never changes the exit code.
     Works in Windows PowerShell 5.1 and PowerShell 7 (no 7-only syntax).
@@ -51,6 +53,10 @@ $line = if ($null -ne $summary) {
         $summary.RunId, $summary.Outcome, $summary.Delivered, $summary.Failed, $summary.Skipped, $summary.Reacknowledged, $exitCode, $describe
 } else {
     'XFlowDelivery run did not start; exit code {0} ({1}).' -f $exitCode, $describe
+}
+if ($null -ne $summary) {
+    # Named on every run until the folder drains, whatever else the run found.
+    foreach ($stall in @($summary.Stalls)) { $line += ' Import stalled: ' + $stall.ToString() + '.' }
 }
 if ($null -ne $firstError) {
     $errorText = ("$($firstError.Exception.Message)" -split "`r?`n")[0]

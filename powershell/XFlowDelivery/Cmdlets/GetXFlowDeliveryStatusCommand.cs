@@ -68,13 +68,15 @@ namespace XFlowDelivery.Cmdlets
                 FolderErrors = (answer.FolderErrors ?? new System.Collections.Generic.List<string>()).ToArray(),
                 StateFolderExposure = answer.StateFolderExposure,
             };
+            status.ImportStalls = status.LastRun?.Stalls ?? new XFlowImportStall[0];
             if (status.LastSuccessfulRun?.FinishedAt is DateTimeOffset finished)
             {
                 status.MinutesSinceLastSuccess = Math.Round((DateTimeOffset.UtcNow - finished).TotalMinutes, 1);
             }
             status.Healthy = status.LastRun != null && status.LastRun.ExitCode == ExitCodes.Success
                              && status.Quarantined.Length == 0 && status.StaleFiles.Length == 0 && status.FolderErrors.Length == 0
-                             && status.StateFolderExposure == null;
+                             && status.StateFolderExposure == null
+                             && status.ImportStalls.Length == 0;
             foreach (var error in status.FolderErrors)
             {
                 WriteWarning("Cannot look into an import folder: " + error);

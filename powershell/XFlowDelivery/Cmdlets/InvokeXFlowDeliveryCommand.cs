@@ -232,6 +232,7 @@ namespace XFlowDelivery.Cmdlets
             Duration = TimeSpan.FromMilliseconds(e.DurationMs ?? 0),
             ErrorId = e.Error?.ErrorId,
             ErrorMessage = e.Error?.Message,
+            Stalls = XFlowImportStall.From(e.Stalls),
         };
 
         private static string DescribeSummary(EngineEvent e)

@@ -78,6 +78,26 @@ namespace XFlowDelivery.Cmdlets
         [Parameter]
         public SwitchParameter AllowInsecureHttp { get; set; }
 
+        /// <summary>How SD Løn files are checked before they are published: Off, Warn (default: deliver, and report each finding as a warning) or Quarantine (keep the file out of the folder until released). SD Løn's format is not public: only an empty file or bytes not valid in the declared encoding are found.</summary>
+        [Parameter]
+        [ValidateSet("Off", "Warn", "Quarantine")]
+        public string SdLoenValidation { get; set; } = "Warn";
+
+        /// <summary>How Prisme files (G69 postings, G68 payments) are checked before they are published: Off, Warn (default) or Quarantine.</summary>
+        [Parameter]
+        [ValidateSet("Off", "Warn", "Quarantine")]
+        public string PrismeValidation { get; set; } = "Warn";
+
+        /// <summary>Importer-stall alarm for SD Løn: a file this module published still in the import folder after this many minutes ends the run with exit code 7. Off unless set.</summary>
+        [Parameter]
+        [ValidateRange(1, 525600)]
+        public int? SdLoenStallAfterMinutes { get; set; }
+
+        /// <summary>Importer-stall alarm for Prisme (minutes); off unless set.</summary>
+        [Parameter]
+        [ValidateRange(1, 525600)]
+        public int? PrismeStallAfterMinutes { get; set; }
+
         /// <summary>Windows DPAPI scope: CurrentUser (default) or LocalMachine (needs -ServiceAccount, elevation).</summary>
         [Parameter]
         [ValidateSet("CurrentUser", "LocalMachine")]
@@ -107,6 +127,10 @@ namespace XFlowDelivery.Cmdlets
                 DeadlineSec = DeadlineSec,
                 ProxyUrl = ValidateProxy(),
                 AllowInsecureHttp = AllowInsecureHttp.IsPresent,
+                SdLoenValidation = SdLoenValidation,
+                PrismeValidation = PrismeValidation,
+                SdLoenStallAfterMinutes = SdLoenStallAfterMinutes,
+                PrismeStallAfterMinutes = PrismeStallAfterMinutes,
             };
             if (doc.SdLoenPath == null && doc.PrismePath == null)
             {

@@ -23,6 +23,12 @@ namespace XFlowDelivery.Config
         [DataMember(Name = "proxyUrl", Order = 9, EmitDefaultValue = false)] public string? ProxyUrl { get; set; }
         [DataMember(Name = "allowInsecureHttp", Order = 10)] public bool AllowInsecureHttp { get; set; }
         [DataMember(Name = "token", Order = 11)] public TokenDocument? Token { get; set; }
+        /// <summary>Off, Warn or Quarantine (docs/formats.md); absent (older files): Warn.</summary>
+        [DataMember(Name = "sdLoenValidation", Order = 12, EmitDefaultValue = false)] public string? SdLoenValidation { get; set; }
+        [DataMember(Name = "prismeValidation", Order = 13, EmitDefaultValue = false)] public string? PrismeValidation { get; set; }
+        /// <summary>Importer-stall threshold in minutes; absent: no alarm (docs/monitoring.md).</summary>
+        [DataMember(Name = "sdLoenStallAfterMinutes", Order = 14, EmitDefaultValue = false)] public int? SdLoenStallAfterMinutes { get; set; }
+        [DataMember(Name = "prismeStallAfterMinutes", Order = 15, EmitDefaultValue = false)] public int? PrismeStallAfterMinutes { get; set; }
 
         internal const string DefaultAckMode = "Ack";
         internal const int DefaultTimeoutSec = 100;

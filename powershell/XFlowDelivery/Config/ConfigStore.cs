@@ -63,6 +63,25 @@ namespace XFlowDelivery.Config
             if (doc.AckMode != "Ack" && doc.AckMode != "None") throw Invalid(path, $"ackMode '{doc.AckMode}' is not Ack or None");
             if (doc.TimeoutSec < 1 || doc.TimeoutSec > 3600) throw Invalid(path, "timeoutSec must be between 1 and 3600");
             if (doc.DeadlineSec < 1 || doc.DeadlineSec > 86400) throw Invalid(path, "deadlineSec must be between 1 and 86400");
+            RequireValidationMode(doc.SdLoenValidation, "sdLoenValidation", path);
+            RequireValidationMode(doc.PrismeValidation, "prismeValidation", path);
+            RequireStallMinutes(doc.SdLoenStallAfterMinutes, "sdLoenStallAfterMinutes", path);
+            RequireStallMinutes(doc.PrismeStallAfterMinutes, "prismeStallAfterMinutes", path);
+        }
+
+        /// <summary>The values of -SdLoenValidation / -PrismeValidation (docs/formats.md).</summary>
+        internal static readonly string[] ValidationModes = { "Off", "Warn", "Quarantine" };
+
+        private static void RequireValidationMode(string? value, string field, string path)
+        {
+            if (value != null && Array.IndexOf(ValidationModes, value) < 0)
+                throw Invalid(path, $"{field} '{value}' is not Off, Warn or Quarantine");
+        }
+
+        private static void RequireStallMinutes(int? value, string field, string path)
+        {
+            if (value is int minutes && (minutes < 1 || minutes > 525600))
+                throw Invalid(path, $"{field} must be between 1 and 525600 minutes");
         }
 
         private static void RequireAbsolute(string? value, string field, string path, bool required)
@@ -123,6 +142,10 @@ namespace XFlowDelivery.Config
             DeadlineSec = doc.DeadlineSec,
             ProxyUrl = doc.ProxyUrl,
             AllowInsecureHttp = doc.AllowInsecureHttp,
+            SdLoenValidation = doc.SdLoenValidation,
+            PrismeValidation = doc.PrismeValidation,
+            SdLoenStallAfterMinutes = doc.SdLoenStallAfterMinutes,
+            PrismeStallAfterMinutes = doc.PrismeStallAfterMinutes,
         };
 
         internal static XFlowDeliveryConfig Describe(string path, ConfigDocument doc)
@@ -142,6 +165,10 @@ namespace XFlowDelivery.Config
                 DeadlineSec = doc.DeadlineSec,
                 ProxyUrl = doc.ProxyUrl,
                 AllowInsecureHttp = doc.AllowInsecureHttp,
+                SdLoenValidation = doc.SdLoenValidation ?? "Warn",
+                PrismeValidation = doc.PrismeValidation ?? "Warn",
+                SdLoenStallAfterMinutes = doc.SdLoenStallAfterMinutes,
+                PrismeStallAfterMinutes = doc.PrismeStallAfterMinutes,
                 TokenSet = !string.IsNullOrEmpty(doc.Token?.Value),
                 TokenProtection = protection,
                 TokenProtectedBy = doc.Token?.ProtectedBy,

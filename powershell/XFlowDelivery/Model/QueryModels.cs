@@ -59,6 +59,8 @@ namespace XFlowDelivery.Model
         public long Reacknowledged { get; set; }
         public string? ErrorId { get; set; }
         public string? Message { get; set; }
+        /// <summary>Import folders whose importer had stopped, as this run found them.</summary>
+        public XFlowImportStall[] Stalls { get; set; } = new XFlowImportStall[0];
         /// <summary>The exit code the task entry script returned (or would have) for this run.</summary>
         public int ExitCode => ExitCodes.FromOutcome(Outcome, ErrorId);
 
@@ -75,7 +77,49 @@ namespace XFlowDelivery.Model
             Reacknowledged = r.Reacknowledged,
             ErrorId = r.ErrorId,
             Message = r.Message,
+            Stalls = XFlowImportStall.From(r.Stalls),
         };
+    }
+
+    /// <summary>
+    /// An import folder whose importer has stopped: files this module published are still there
+    /// past the configured threshold (-SdLoenStallAfterMinutes / -PrismeStallAfterMinutes).
+    /// </summary>
+    public sealed class XFlowImportStall
+    {
+        public string System { get; set; } = "";
+        public string Folder { get; set; } = "";
+        /// <summary>How many of the files this module published are still there past the threshold.</summary>
+        public long Files { get; set; }
+        public string OldestFile { get; set; } = "";
+        public DateTimeOffset? OldestPublishedAt { get; set; }
+        public long OldestAgeMinutes { get; set; }
+        public long ThresholdMinutes { get; set; }
+
+        public override string ToString() => string.Format(CultureInfo.InvariantCulture,
+            "{0} import folder {1}: {2} file(s) not picked up after {3} min; oldest {4} ({5} min)",
+            System, Folder, Files, ThresholdMinutes, OldestFile, OldestAgeMinutes);
+
+        internal static XFlowImportStall[] From(System.Collections.Generic.List<ImportStallJson>? stalls)
+        {
+            if (stalls == null) return new XFlowImportStall[0];
+            var result = new XFlowImportStall[stalls.Count];
+            for (int i = 0; i < stalls.Count; i++)
+            {
+                var s = stalls[i];
+                result[i] = new XFlowImportStall
+                {
+                    System = s.System ?? "",
+                    Folder = s.Folder ?? "",
+                    Files = s.Files,
+                    OldestFile = s.OldestFile ?? "",
+                    OldestPublishedAt = Time.Parse(s.OldestPublishedAt),
+                    OldestAgeMinutes = s.OldestAgeMinutes,
+                    ThresholdMinutes = s.ThresholdMinutes,
+                };
+            }
+            return result;
+        }
     }
 
     /// <summary>A delivered file still lying in an import folder after the threshold: the importer has stopped.</summary>
@@ -102,6 +146,8 @@ namespace XFlowDelivery.Model
         public XFlowDeliveryRecord[] Quarantined { get; set; } = new XFlowDeliveryRecord[0];
         public XFlowStaleFile[] StaleFiles { get; set; } = new XFlowStaleFile[0];
         public string[] FolderErrors { get; set; } = new string[0];
+        /// <summary>Import folders whose importer had stopped at the last run (exit code 7).</summary>
+        public XFlowImportStall[] ImportStalls { get; set; } = new XFlowImportStall[0];
         /// <summary>Null when only the state folder's owner can read it; otherwise who else can (it holds personal data).</summary>
         public string? StateFolderExposure { get; set; }
         /// <summary>True when the last run needed nobody's attention and nothing is quarantined, stale, unreadable or readable by others.</summary>

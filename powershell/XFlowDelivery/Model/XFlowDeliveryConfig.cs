@@ -16,6 +16,14 @@ namespace XFlowDelivery.Model
         public int DeadlineSec { get; set; }
         public string? ProxyUrl { get; set; }
         public bool AllowInsecureHttp { get; set; }
+        /// <summary>Off, Warn or Quarantine: how SD Løn files are checked before they are published.</summary>
+        public string SdLoenValidation { get; set; } = "Warn";
+        /// <summary>Off, Warn or Quarantine: how Prisme files (G69/G68) are checked before they are published.</summary>
+        public string PrismeValidation { get; set; } = "Warn";
+        /// <summary>Importer-stall threshold for SD Løn in minutes (null: no alarm).</summary>
+        public int? SdLoenStallAfterMinutes { get; set; }
+        /// <summary>Importer-stall threshold for Prisme in minutes (null: no alarm).</summary>
+        public int? PrismeStallAfterMinutes { get; set; }
         public bool TokenSet { get; set; }
         public TokenProtection? TokenProtection { get; set; }
 

@@ -10,7 +10,7 @@ namespace XFlowDelivery.Model
     {
         public string RunId { get; set; } = "";
 
-        /// <summary>Succeeded, CompletedWithErrors, Failed, Cancelled or Locked.</summary>
+        /// <summary>Succeeded, CompletedWithErrors, ImportStalled, Failed, Cancelled or Locked.</summary>
         public string Outcome { get; set; } = "";
 
         public long Delivered { get; set; }
@@ -35,6 +35,9 @@ namespace XFlowDelivery.Model
         public string? ErrorId { get; set; }
 
         public string? ErrorMessage { get; set; }
+
+        /// <summary>Import folders whose importer has stopped (reported by every run until they drain).</summary>
+        public XFlowImportStall[] Stalls { get; set; } = new XFlowImportStall[0];
 
         /// <summary>What the scheduled task's entry script exits with for this run (see docs/monitoring.md).</summary>
         public int ExitCode => ExitCodes.FromOutcome(Outcome, ErrorId);

@@ -46,6 +46,20 @@ namespace XFlowDelivery.Native
         [DataMember(Name = "durationMs")] public long? DurationMs { get; set; }
         [DataMember(Name = "errorId")] public string? ErrorId { get; set; }
         [DataMember(Name = "message")] public string? Message { get; set; }
+        [DataMember(Name = "stalls")] public List<ImportStallJson>? Stalls { get; set; }
+    }
+
+    /// <summary>An import folder whose importer has stopped (events.rs ImportStall).</summary>
+    [DataContract]
+    internal sealed class ImportStallJson
+    {
+        [DataMember(Name = "system")] public string? System { get; set; }
+        [DataMember(Name = "folder")] public string? Folder { get; set; }
+        [DataMember(Name = "files")] public long Files { get; set; }
+        [DataMember(Name = "oldestFile")] public string? OldestFile { get; set; }
+        [DataMember(Name = "oldestPublishedAt")] public string? OldestPublishedAt { get; set; }
+        [DataMember(Name = "oldestAgeMinutes")] public long OldestAgeMinutes { get; set; }
+        [DataMember(Name = "thresholdMinutes")] public long ThresholdMinutes { get; set; }
     }
 
     [DataContract]

@@ -62,6 +62,7 @@ namespace XFlowDelivery.Native
         [DataMember(Name = "startedAt")] public string? StartedAt { get; set; }
         [DataMember(Name = "durationMs")] public long? DurationMs { get; set; }
         [DataMember(Name = "error")] public EngineError? Error { get; set; }
+        [DataMember(Name = "stalls")] public System.Collections.Generic.List<ImportStallJson>? Stalls { get; set; }
 
         internal EngineError AsError() => new EngineError
         {

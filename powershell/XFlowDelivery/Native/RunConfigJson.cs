@@ -19,6 +19,10 @@ namespace XFlowDelivery.Native
         public bool WhatIf;
         public int? DeadlineSec;
         public string? ProxyUrl;
+        public string? SdLoenValidation;
+        public string? PrismeValidation;
+        public int? SdLoenStallAfterMinutes;
+        public int? PrismeStallAfterMinutes;
     }
 
     /// <summary>
@@ -59,6 +63,10 @@ namespace XFlowDelivery.Native
             rest.Append(",\"whatIf\":").Append(values.WhatIf ? "true" : "false");
             if (values.DeadlineSec is int deadline) rest.Append(",\"deadlineSec\":").Append(deadline.ToString(System.Globalization.CultureInfo.InvariantCulture));
             if (values.ProxyUrl != null) { rest.Append(",\"proxyUrl\":"); EngineJson.AppendString(rest, values.ProxyUrl); }
+            if (values.SdLoenValidation != null) { rest.Append(",\"sdLoenValidation\":"); EngineJson.AppendString(rest, values.SdLoenValidation); }
+            if (values.PrismeValidation != null) { rest.Append(",\"prismeValidation\":"); EngineJson.AppendString(rest, values.PrismeValidation); }
+            if (values.SdLoenStallAfterMinutes is int sdStall) rest.Append(",\"sdLoenStallAfterMinutes\":").Append(sdStall.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (values.PrismeStallAfterMinutes is int prStall) rest.Append(",\"prismeStallAfterMinutes\":").Append(prStall.ToString(System.Globalization.CultureInfo.InvariantCulture));
             rest.Append('}');
             var open = new StringBuilder();
             if (op != null)

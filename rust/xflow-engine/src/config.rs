@@ -81,6 +81,17 @@ impl fmt::Debug for ApiToken {
     }
 }
 
+/// How a system's files are checked before they are published (docs/formats.md): `Off`, `Warn`
+/// (deliver, and report each finding as a warning) or `Quarantine` (keep the file out of the import
+/// folder, as for a hash mismatch, until an administrator releases it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+pub enum ValidationMode {
+    Off,
+    #[default]
+    Warn,
+    Quarantine,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunConfig {
@@ -122,6 +133,16 @@ pub struct RunConfig {
     /// `journal::Retention::MIN_DELIVERY_DAYS`).
     #[serde(default = "default_run_retention_days")]
     pub run_retention_days: u32,
+    #[serde(default)]
+    pub sd_loen_validation: ValidationMode,
+    #[serde(default)]
+    pub prisme_validation: ValidationMode,
+    /// A file this module published that still lies in the import folder after this many
+    /// minutes means the importer has stopped (off unless set).
+    #[serde(default)]
+    pub sd_loen_stall_after_minutes: Option<u64>,
+    #[serde(default)]
+    pub prisme_stall_after_minutes: Option<u64>,
 }
 
 fn default_timeout_sec() -> u64 {
@@ -164,6 +185,9 @@ pub struct ValidatedConfig {
     pub deadline: Duration,
     pub proxy: Option<reqwest::Proxy>,
     pub retention: crate::journal::Retention,
+    pub validation: Vec<(System, ValidationMode)>,
+    /// Systems with an importer-stall threshold.
+    pub stall_after: Vec<(System, Duration)>,
 }
 
 impl ValidatedConfig {
@@ -172,6 +196,13 @@ impl ValidatedConfig {
             .iter()
             .find(|(s, _)| *s == system)
             .map(|(_, p)| p.as_path())
+    }
+
+    pub fn validation_for(&self, system: System) -> ValidationMode {
+        self.validation
+            .iter()
+            .find(|(s, _)| *s == system)
+            .map_or(ValidationMode::default(), |(_, m)| *m)
     }
 }
 
@@ -261,6 +292,22 @@ impl RunConfig {
         if self.page_size == 0 || self.max_pages == 0 {
             return Err(invalid("page size and page limit must be positive".into()));
         }
+        let mut stall_after = Vec::new();
+        for (system, minutes) in [
+            (System::SdLoen, self.sd_loen_stall_after_minutes),
+            (System::Prisme, self.prisme_stall_after_minutes),
+        ] {
+            match minutes {
+                None => {}
+                Some(m) if m == 0 || m > 525_600 => {
+                    return Err(invalid(format!(
+                        "the {} stall threshold must be between 1 and 525600 minutes, not {m}",
+                        system.wire_name()
+                    )));
+                }
+                Some(m) => stall_after.push((system, Duration::from_secs(m * 60))),
+            }
+        }
 
         Ok(ValidatedConfig {
             base_url,
@@ -278,6 +325,11 @@ impl RunConfig {
             deadline: Duration::from_secs(self.deadline_sec),
             proxy,
             retention: crate::journal::Retention::new(self.run_retention_days),
+            validation: vec![
+                (System::SdLoen, self.sd_loen_validation),
+                (System::Prisme, self.prisme_validation),
+            ],
+            stall_after,
         })
     }
 }
@@ -338,6 +390,10 @@ mod tests {
             deadline_sec: default_deadline_sec(),
             proxy_url: None,
             run_retention_days: default_run_retention_days(),
+            sd_loen_validation: ValidationMode::Warn,
+            prisme_validation: ValidationMode::Warn,
+            sd_loen_stall_after_minutes: None,
+            prisme_stall_after_minutes: None,
         }
     }
 
@@ -388,6 +444,29 @@ mod tests {
         let cfg = config("https://x.example/");
         let text = format!("{cfg:?} {:?}", cfg.clone().validate().unwrap());
         assert!(!text.contains("secret-token-123"), "{text}");
+    }
+
+    #[test]
+    fn validation_defaults_to_warn_and_stall_thresholds_are_bounded() {
+        let cfg = RunConfig::from_json(
+            br#"{"baseUrl":"https://x.example/","apiToken":"t","sdLoenPath":"/srv/s","statePath":"/srv/st",
+                "prismeValidation":"Quarantine","prismeStallAfterMinutes":90}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(cfg.validation_for(System::SdLoen), ValidationMode::Warn);
+        assert_eq!(
+            cfg.validation_for(System::Prisme),
+            ValidationMode::Quarantine
+        );
+        assert_eq!(
+            cfg.stall_after,
+            vec![(System::Prisme, Duration::from_secs(5400))]
+        );
+        let mut zero = config("https://x.example/");
+        zero.sd_loen_stall_after_minutes = Some(0);
+        assert!(zero.validate().unwrap_err().to_string().contains("stall"));
     }
 
     #[test]

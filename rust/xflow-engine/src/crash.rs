@@ -4,7 +4,8 @@
 //! released by the OS. `XFLOW_CRASH_AT=after-rename#3` ends it the third time that point is
 //! reached. `XFLOW_FAIL_AT=<point>` makes the step at that point fail with an error instead (a
 //! journal commit that fails), which the run must survive without acknowledging anything.
-//! `XFLOW_RENAME_FALLBACK` makes `fsops` use its fallback for file systems without a no-replace
+//! `XFLOW_PANIC_AT=<point>` makes the code at that point panic (a bug in a step that must be
+//! caught, such as the content check's validator). `XFLOW_RENAME_FALLBACK` makes `fsops` use its fallback for file systems without a no-replace
 //! rename, so that its crash behaviour is tested on one that has it.
 
 /// Ends the process here when the crash tests ask for it.
@@ -28,7 +29,17 @@ macro_rules! failure_point {
     };
 }
 
-pub(crate) use {crash_point, failure_point};
+/// Panics here when the crash tests ask for it.
+macro_rules! panic_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        if std::env::var("XFLOW_PANIC_AT").is_ok_and(|point| point == $name) {
+            panic!("injected panic at {}", $name);
+        }
+    };
+}
+
+pub(crate) use {crash_point, failure_point, panic_point};
 
 #[cfg(feature = "failpoints")]
 pub(crate) fn reached(name: &str) {

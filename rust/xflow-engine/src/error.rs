@@ -44,6 +44,14 @@ pub enum EngineError {
         actual: String,
     },
 
+    #[error("delivery {id} ({file_name}) did not pass the {system} content check: {reason}")]
+    InvalidContent {
+        id: String,
+        file_name: String,
+        system: &'static str,
+        reason: String,
+    },
+
     #[error("delivery {id} is quarantined: {reason} (kept in {})", .path.display())]
     Quarantined {
         id: String,
@@ -101,6 +109,7 @@ impl EngineError {
             Self::ProtocolError { .. } => "ProtocolError",
             Self::InvalidDelivery { .. } => "InvalidDelivery",
             Self::HashMismatch { .. } => "HashMismatch",
+            Self::InvalidContent { .. } => "InvalidContent",
             Self::Quarantined { .. } => "Quarantined",
             Self::FolderNotFound { .. } => "FolderNotFound",
             Self::AccessDenied { .. } => "AccessDenied",
@@ -122,9 +131,10 @@ impl EngineError {
             Self::Timeout { .. } => "OperationTimeout",
             Self::AuthenticationFailed { .. } => "AuthenticationError",
             Self::ProtocolError { .. } => "ProtocolError",
-            Self::InvalidDelivery { .. } | Self::HashMismatch { .. } | Self::Quarantined { .. } => {
-                "InvalidData"
-            }
+            Self::InvalidDelivery { .. }
+            | Self::HashMismatch { .. }
+            | Self::InvalidContent { .. }
+            | Self::Quarantined { .. } => "InvalidData",
             Self::FolderNotFound { .. } => "ObjectNotFound",
             Self::AccessDenied { .. } => "PermissionDenied",
             Self::DiskFull { .. } | Self::PublishFailed { .. } => "WriteError",
@@ -147,6 +157,7 @@ impl EngineError {
             | Self::ProtocolError { url, .. } => Some(url.clone()),
             Self::InvalidDelivery { id, .. }
             | Self::HashMismatch { id, .. }
+            | Self::InvalidContent { id, .. }
             | Self::Quarantined { id, .. } => Some(id.clone()),
             Self::FolderNotFound { path }
             | Self::AccessDenied { path, .. }

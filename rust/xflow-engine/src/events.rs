@@ -32,7 +32,7 @@ pub enum Event {
     /// A non-terminating error, such as one delivery that failed validation.
     Error(ErrorReport),
     /// Always the last event of a run.
-    Summary(Summary),
+    Summary(Box<Summary>),
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -58,6 +58,40 @@ pub enum Outcome {
     Cancelled,
     /// Another run holds the state folder's lock; this one did nothing.
     Locked,
+    /// Files this module published are still in an import folder past the system's threshold:
+    /// the importer has stopped. `Summary::stalls` names the folders.
+    ImportStalled,
+}
+
+/// An import folder whose importer has stopped picking up the files this module published.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportStall {
+    pub system: System,
+    pub folder: String,
+    /// Files published by this state folder's runs, still there past the threshold.
+    pub files: u64,
+    pub oldest_file: String,
+    pub oldest_published_at: String,
+    pub oldest_age_minutes: u64,
+    pub threshold_minutes: u64,
+}
+
+impl std::fmt::Display for ImportStall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} import folder {}: {} file(s) published by XFlowDelivery still there after {} \
+             minutes; the oldest, {}, was published {} minutes ago. Is the {} importer running?",
+            self.system.wire_name(),
+            self.folder,
+            self.files,
+            self.threshold_minutes,
+            self.oldest_file,
+            self.oldest_age_minutes,
+            self.system.wire_name()
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -75,6 +109,8 @@ pub struct Summary {
     pub started_at: String,
     pub duration_ms: u64,
     pub error: Option<ErrorReport>,
+    /// Import folders whose importer has stopped (checked in every run that held the lock).
+    pub stalls: Vec<ImportStall>,
 }
 
 impl Summary {
@@ -90,6 +126,7 @@ impl Summary {
             started_at: crate::journal::now(),
             duration_ms: 0,
             error: Some(error.report()),
+            stalls: Vec::new(),
         }
     }
 }

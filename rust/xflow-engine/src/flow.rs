@@ -6,7 +6,7 @@
 use crate::config::{AckMode, System, ValidatedConfig};
 use crate::crash::crash_point;
 use crate::error::{EngineError, Result};
-use crate::events::{Event, Outcome, Reporter, Summary};
+use crate::events::{Event, ImportStall, Outcome, Reporter, Summary};
 use crate::journal::{self, Journal, RunRecord};
 use crate::page::{self, Source};
 use crate::preview;
@@ -15,6 +15,7 @@ use crate::quarantine;
 use crate::recovery;
 use crate::scope::{Counts, Scope};
 use crate::spool::PageSpool;
+use crate::stall;
 use crate::state_access;
 use crate::state_dir::RunLock;
 use std::collections::HashSet;
@@ -34,10 +35,17 @@ pub(crate) async fn run(
     let mut counts = Counts::default();
     if cfg.what_if {
         let result = preview::run(cfg, reporter, cancel, &mut counts).await;
-        return summary(run_id, started_at, started, counts, result.map(|()| true));
+        let result = result.map(|()| true);
+        return summary(run_id, started_at, started, counts, result, Vec::new());
     }
-    let (result, journal) = deliver(cfg, reporter, cancel, &run_id, &started_at, &mut counts).await;
-    let summary = summary(run_id, started_at, started, counts, result);
+    let (result, mut journal) =
+        deliver(cfg, reporter, cancel, &run_id, &started_at, &mut counts).await;
+    // Whatever became of the fetching, an importer that has stopped must be reported.
+    let stalls = journal
+        .as_mut()
+        .map(|j| stall::report(j, cfg, reporter))
+        .unwrap_or_default();
+    let summary = summary(run_id, started_at, started, counts, result, stalls);
     if let Some(mut journal) = journal {
         // Retention after the run's own work, in the commit that records the run, so it never
         // delays a delivery nor costs a flush of its own. Only old finished runs and old
@@ -64,9 +72,11 @@ fn summary(
     started: Instant,
     counts: Counts,
     result: Ended,
+    stalls: Vec<ImportStall>,
 ) -> Summary {
     let (outcome, error) = match result {
         Ok(false) => (Outcome::Locked, None),
+        Ok(true) if !stalls.is_empty() => (Outcome::ImportStalled, None),
         Ok(true) if counts.failed > 0 => (Outcome::CompletedWithErrors, None),
         Ok(true) => (Outcome::Succeeded, None),
         Err(EngineError::Cancelled) => (Outcome::Cancelled, Some(EngineError::Cancelled)),
@@ -83,6 +93,7 @@ fn summary(
         started_at,
         duration_ms: started.elapsed().as_millis() as u64,
         error: error.map(|e| e.report()),
+        stalls,
     }
 }
 
@@ -156,6 +167,7 @@ fn run_record(s: &Summary) -> RunRecord {
         duration_ms: Some(s.duration_ms),
         error_id: s.error.as_ref().map(|e| e.error_id.to_owned()),
         message: s.error.as_ref().map(|e| e.message.clone()),
+        stalls: s.stalls.clone(),
     }
 }
 

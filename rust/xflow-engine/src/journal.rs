@@ -61,6 +61,14 @@ CREATE INDEX runs_started_at ON runs(started_at);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta (key, value) VALUES ('state_id', lower(hex(randomblob(6))));
 "#,
+    // The importer-stall alarm: a published file seen gone from its import folder is never looked
+    // at again, and a run records the stalls it found.
+    r#"
+ALTER TABLE deliveries ADD COLUMN gone_at TEXT;
+CREATE INDEX deliveries_not_gone ON deliveries(system, published_at)
+    WHERE gone_at IS NULL AND published_at IS NOT NULL;
+ALTER TABLE runs ADD COLUMN stalls TEXT;
+"#,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -142,6 +150,16 @@ pub struct RunRecord {
     pub duration_ms: Option<u64>,
     pub error_id: Option<String>,
     pub message: Option<String>,
+    /// Import folders whose importer had stopped, as this run found them.
+    pub stalls: Vec<crate::events::ImportStall>,
+}
+
+/// A published file not yet seen gone from its import folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unclaimed {
+    pub id: String,
+    pub file_name: String,
+    pub published_at: String,
 }
 
 pub struct Journal {
@@ -286,6 +304,35 @@ impl Journal {
             .map_err(|e| journal_error(&self.path, e))
     }
 
+    /// Files published into `folder` for `system` at or before `before` (RFC 3339 UTC, as stored)
+    /// and not yet seen gone: the only rows the importer-stall alarm looks at, through a partial
+    /// index, so an idle run with a working importer reads almost nothing.
+    pub fn unclaimed(&self, system: System, folder: &Path, before: &str) -> Result<Vec<Unclaimed>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, COALESCE(file_name, wanted_name), published_at FROM deliveries \
+                 WHERE gone_at IS NULL AND published_at IS NOT NULL AND system = ?1 \
+                 AND published_at <= ?2 AND folder = ?3 \
+                 AND state IN ('published', 'acknowledged') ORDER BY published_at",
+            )
+            .map_err(|e| journal_error(&self.path, e))?;
+        let rows = stmt
+            .query_map(
+                params![system.wire_name(), before, folder.to_string_lossy()],
+                |r| {
+                    Ok(Unclaimed {
+                        id: r.get(0)?,
+                        file_name: r.get(1)?,
+                        published_at: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(|e| journal_error(&self.path, e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
     /// Whether another journal row already claims `file_name` in `folder`.
     pub fn name_claimed(&self, folder: &Path, file_name: &str, except_id: &str) -> Result<bool> {
         self.conn
@@ -318,7 +365,7 @@ impl Journal {
             .conn
             .prepare(
                 "SELECT run_id, started_at, finished_at, outcome, delivered, failed, skipped, \
-                 reacknowledged, duration_ms, error_id, message FROM runs \
+                 reacknowledged, duration_ms, error_id, message, stalls FROM runs \
                  ORDER BY started_at DESC LIMIT ?1",
             )
             .map_err(|e| journal_error(&self.path, e))?;
@@ -336,6 +383,11 @@ impl Journal {
                     duration_ms: r.get(8)?,
                     error_id: r.get(9)?,
                     message: r.get(10)?,
+                    // Written by this module only; an unreadable value shows as no stalls.
+                    stalls: r
+                        .get::<_, Option<String>>(11)?
+                        .and_then(|json| serde_json::from_str(&json).ok())
+                        .unwrap_or_default(),
                 })
             })
             .map_err(|e| journal_error(&self.path, e))?;
@@ -505,8 +557,8 @@ impl Batch<'_> {
         self.tx
             .prepare_cached(
                 "UPDATE runs SET finished_at = ?2, outcome = ?3, delivered = ?4, failed = ?5, \
-                 skipped = ?6, reacknowledged = ?7, duration_ms = ?8, error_id = ?9, message = ?10 \
-                 WHERE run_id = ?1",
+                 skipped = ?6, reacknowledged = ?7, duration_ms = ?8, error_id = ?9, message = ?10, \
+                 stalls = ?11 WHERE run_id = ?1",
             )?
             .execute(params![
                 run.run_id,
@@ -518,7 +570,9 @@ impl Batch<'_> {
                 run.reacknowledged,
                 run.duration_ms,
                 run.error_id,
-                run.message
+                run.message,
+                (!run.stalls.is_empty())
+                    .then(|| serde_json::to_string(&run.stalls).expect("stalls serialise"))
             ])
             .map(drop)
     }
@@ -599,6 +653,15 @@ impl Batch<'_> {
              WHERE id = ?1 AND state = 'published'",
             )?
             .execute(params![id, at])?;
+        Ok(())
+    }
+
+    /// The importer took the file: it is not looked at again.
+    pub fn mark_gone(&self, id: &str, at: &str) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "UPDATE deliveries SET gone_at = ?2 WHERE id = ?1",
+            params![id, at],
+        )?;
         Ok(())
     }
 

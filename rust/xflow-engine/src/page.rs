@@ -63,6 +63,9 @@ pub(crate) async fn process(
                 let was_quarantined = previous.is_some();
                 match validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it) {
                     Verdict::Ready(r) => {
+                        r.warnings
+                            .iter()
+                            .for_each(|w| scope.reporter.warning(w.clone()));
                         if was_quarantined {
                             released.push(r.record.id.clone());
                         }

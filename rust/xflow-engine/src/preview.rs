@@ -58,7 +58,10 @@ pub(crate) async fn run(
                 r.id
             )),
             _ => match validate::judge(cfg, "preview", wire, true) {
-                Verdict::Ready(r) => reporter.send(Event::Planned(page::delivered_file(&r.record))),
+                Verdict::Ready(r) => {
+                    r.warnings.iter().for_each(|w| reporter.warning(w.clone()));
+                    reporter.send(Event::Planned(page::delivered_file(&r.record)));
+                }
                 Verdict::NoFolder(system) => {
                     counts.skipped += 1;
                     reporter.warning(format!(

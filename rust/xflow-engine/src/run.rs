@@ -166,5 +166,5 @@ fn execute(config: ValidatedConfig, reporter: Reporter, cancel: CancellationToke
             "cannot start the runtime: {e}"
         ))),
     };
-    reporter.send(Event::Summary(summary));
+    reporter.send(Event::Summary(Box::new(summary)));
 }

@@ -1,7 +1,9 @@
 //! Checking one delivery before anything is written: a known system with a folder, a size under
-//! the limit, valid base64 whose sha256 is the announced one (decoded in a stream, never held).
+//! the limit, valid base64 whose sha256 is the announced one (decoded in a stream, never held),
+//! and, in the same pass, the content check of its system (`content`, docs/formats.md).
 
 use crate::config::{System, ValidatedConfig};
+use crate::content::{ContentCheck, Judgement};
 use crate::error::EngineError;
 use crate::journal::{self, Record, State};
 use crate::names;
@@ -15,6 +17,8 @@ use std::path::PathBuf;
 pub(crate) struct Ready<'a> {
     pub record: Record,
     pub content: &'a str,
+    /// The content check's findings under `Warn`: reported, and the delivery goes on.
+    pub warnings: Vec<String>,
 }
 
 impl Ready<'_> {
@@ -70,16 +74,46 @@ pub(crate) fn judge<'a>(
             ),
         );
     };
-    match verify(wire, cfg.max_delivery_bytes) {
-        Ok(size) => Verdict::Ready(Box::new(Ready {
-            record: ready_record(wire, system, folder.to_path_buf(), size, run_id),
-            content: &wire.content,
-        })),
-        Err(error) => Verdict::Refused {
-            system: Some(system),
-            error,
-        },
-    }
+    let check = ContentCheck::new(system, cfg.validation_for(system));
+    let (size, judgement) = match verify(wire, cfg.max_delivery_bytes, check) {
+        Ok(checked) => checked,
+        Err(error) => {
+            return Verdict::Refused {
+                system: Some(system),
+                error,
+            };
+        }
+    };
+    let warnings = match judgement {
+        Judgement::Clean => Vec::new(),
+        Judgement::Warn(lines) => lines
+            .into_iter()
+            .map(|line| {
+                format!(
+                    "{} (delivery {}): {line} [{} validation Warn: delivered all the same]",
+                    wire.file_name,
+                    wire.id,
+                    system.wire_name()
+                )
+            })
+            .collect(),
+        Judgement::Refuse(reason) => {
+            return Verdict::Refused {
+                system: Some(system),
+                error: EngineError::InvalidContent {
+                    id: wire.id.clone(),
+                    file_name: wire.file_name.clone(),
+                    system: system.wire_name(),
+                    reason,
+                },
+            };
+        }
+    };
+    Verdict::Ready(Box::new(Ready {
+        record: ready_record(wire, system, folder.to_path_buf(), size, run_id),
+        content: &wire.content,
+        warnings,
+    }))
 }
 
 fn ready_record(
@@ -109,8 +143,13 @@ fn ready_record(
     }
 }
 
-/// Checks size, base64 and sha256 by decoding in a stream. Returns the decoded size.
-fn verify(wire: &WireDelivery<'_>, max_bytes: u64) -> Result<u64, EngineError> {
+/// Checks size, base64 and sha256 by decoding in a stream, feeding the same decoded bytes to the
+/// content check. Returns the decoded size and the check's judgement.
+fn verify(
+    wire: &WireDelivery<'_>,
+    max_bytes: u64,
+    mut check: Option<ContentCheck>,
+) -> Result<(u64, Judgement), EngineError> {
     let invalid = |reason: String| EngineError::InvalidDelivery {
         id: wire.id.clone(),
         reason,
@@ -136,6 +175,9 @@ fn verify(wire: &WireDelivery<'_>, max_bytes: u64) -> Result<u64, EngineError> {
             break;
         }
         hasher.update(&buf[..n]);
+        if let Some(check) = check.as_mut() {
+            check.update(&buf[..n]);
+        }
         size += n as u64;
     }
     let actual = hex::encode(hasher.finalize());
@@ -146,5 +188,5 @@ fn verify(wire: &WireDelivery<'_>, max_bytes: u64) -> Result<u64, EngineError> {
             actual,
         });
     }
-    Ok(size)
+    Ok((size, check.map_or(Judgement::Clean, ContentCheck::finish)))
 }

@@ -460,4 +460,55 @@ async fn a_cancel_during_rename_retries_ends_the_run_at_once_and_the_next_run_re
     assert_each_exactly_once(&env, &state);
     assert_server_states(&state, "acked", "after the next run");
     scenario.teardown();
+
+/// A validator bug must never lose a delivery: the check panics (XFLOW_PANIC_AT) before it has
+/// read a byte, and the delivery is quarantined under Quarantine, delivered under Warn.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_validator_never_loses_a_delivery() {
+    let env = env().await;
+    env.enqueue(json!([{"system": "Prisme", "fileName": "G69_a.txt",
+                        "text": "123G6900001081701NORFLYD&113D\r\n"}]))
+        .await;
+    let panic_at = [("XFLOW_PANIC_AT", "content-check")];
+    let mut quarantine = env.config("Ack");
+    quarantine["prismeValidation"] = json!("Quarantine");
+    let kept = child_run(&quarantine, &panic_at);
+    assert!(
+        kept.status.success(),
+        "{:?}: {:?}",
+        kept.status,
+        kept.events
+    );
+    assert_eq!(kept.summary().unwrap()["outcome"], "CompletedWithErrors");
+    let error = kept.events.iter().find(|e| e["kind"] == "error").unwrap();
+    assert_eq!(error["errorId"], "InvalidContent");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("content check failed"),
+        "{error}"
+    );
+    assert!(!env.prisme.join("G69_a.txt").exists());
+    assert_server_states(
+        &env.state().await,
+        "handedOut",
+        "kept for review, not acknowledged",
+    );
+
+    let delivered = child_run(&env.config("Ack"), &panic_at);
+    assert_eq!(delivered.summary().unwrap()["outcome"], "Succeeded");
+    let warned = delivered.events.iter().any(|e| {
+        e["kind"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("content check failed"))
+    });
+    assert!(warned, "{:?}", delivered.events);
+    assert!(env.prisme.join("G69_a.txt").exists());
+    assert_server_states(
+        &env.state().await,
+        "acked",
+        "delivered unchecked under Warn",
+    );
 }

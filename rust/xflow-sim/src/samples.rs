@@ -200,34 +200,36 @@ pub fn sd_loen_file(rng: &mut SplitMix64, date: NaiveDate, seq: u64, target_size
     out
 }
 
-/// Prisme G69 finance postings: each line is a 24-character fixed header
-/// (RegSted, "G69", line number, org. unit, org. type, NOR/PRI/SUP, "FLYD") followed by
-/// `&NNN` floating fields.
+/// Prisme G69 finance postings ("Snitflade til finansposter i Prisme (G69)" v1.5, docs/formats.md):
+/// each line is a 24-character fixed header (RegSted, "G69", line number, org. unit, org. type,
+/// NOR/PRI/SUP, "FLYD") followed by `&NNN` floating fields in ascending order. Postings come in
+/// debit/credit pairs, so they balance per machine number and posting date; the amount (field
+/// 112) is in øre, 12 digits followed by its sign (space for positive).
 pub fn g69_file(rng: &mut SplitMix64, date: NaiveDate, seq: u64, target_size: usize) -> String {
-    let mut out = String::with_capacity(target_size + 160);
+    let mut out = String::with_capacity(target_size + 320);
     let reg_sted = 100 + rng.below(900);
     let org_unit = rng.below(10_000);
+    let org_type = 1 + rng.below(99);
+    let kind = rng.pick(&["NOR", "PRI", "SUP"]);
     let machine = 1 + rng.below(99_999);
     let mut line = 0u64;
     while line == 0 || out.len() < target_size {
-        line += 1;
-        let oere = rng.below(50_000_000) as i64 + 1;
-        let debit = rng.below(2) == 0;
-        let (sign, dk) = if debit { ('+', 'D') } else { ('-', 'K') };
-        let header = format!(
-            "{reg_sted:03}G69{line:05}{org_unit:04}{:02}{}FLYD",
-            rng.below(100),
-            rng.pick(&["NOR", "PRI", "SUP"]),
-        );
-        debug_assert_eq!(header.len(), 24);
-        let _ = write!(
-            out,
-            "{header}&103{machine:05}&104{:06}&110{}&111{:010}&112{sign}{oere:013}&113{dk}&116{} {seq}\r\n",
-            seq % 1_000_000,
-            date.format("%Y%m%d"),
-            rng.below(10_000_000_000),
-            rng.pick(POSTING_TEXTS),
-        );
+        let oere = rng.below(50_000_000) + 1;
+        let text = rng.pick(POSTING_TEXTS);
+        let accounts = [rng.below(10_000_000_000), rng.below(10_000_000_000)];
+        for (dk, account) in ['D', 'K'].into_iter().zip(accounts) {
+            line += 1;
+            // Five digits: a file of more than 99,999 lines cannot be numbered correctly.
+            let number = line % 100_000;
+            let _ = write!(
+                out,
+                "{reg_sted:03}G69{number:05}{org_unit:04}{org_type:02}{kind}FLYD\
+                 &103{machine:05}&104{:07}&110{}&111{account:010}&112{oere:012} &113{dk}\
+                 &116{text} {seq}\r\n",
+                seq % 10_000_000,
+                date.format("%Y%m%d"),
+            );
+        }
     }
     out
 }
@@ -254,6 +256,30 @@ mod tests {
         assert!(s.render().len() >= 1900);
         assert!(s.file_name().starts_with("SDLoen_2025"));
         assert!(s.file_name().ends_with("_000003.csv"));
+    }
+
+    #[test]
+    fn g69_samples_follow_the_specification() {
+        for seq in 0..20 {
+            let s = GenSpec {
+                seq,
+                size: 500 + seq as usize * 400,
+                ..spec("Prisme", TextEncoding::Windows1252)
+            };
+            let report = xflow_formats::validate(xflow_formats::Kind::Prisme, &s.render());
+            assert_eq!(report.findings, vec![], "seq {seq}");
+        }
+        let text = String::from_utf8(spec("Prisme", TextEncoding::Utf8).render()).unwrap();
+        assert!(text.contains(" &113D") && text.contains(" &113K"), "{text}");
+    }
+
+    #[test]
+    fn sd_loen_samples_are_text_in_both_encodings() {
+        for encoding in [TextEncoding::Utf8, TextEncoding::Windows1252] {
+            let bytes = spec("SDLoen", encoding).render();
+            let report = xflow_formats::validate(xflow_formats::Kind::SdLoen, &bytes);
+            assert_eq!(report.findings, vec![], "{encoding:?}");
+        }
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub fn run_blocking(config: Value) -> Report {
         }
     }
     let summary = events.iter().rev().find_map(|e| match e {
-        Event::Summary(s) => Some(s.clone()),
+        Event::Summary(s) => Some((**s).clone()),
         _ => None,
     });
     Report { events, summary }
