@@ -4,6 +4,12 @@ Set-StrictMode -Version Latest
 
 $script:RepoRoot = Split-Path -Parent $PSScriptRoot
 
+# The machine-wide registry of installations (New-XFlowDeliveryConfig, Register-XFlowDeliveryTask)
+# goes to a folder of this test session, never to the machine's own; child pwsh processes inherit it.
+if (-not $env:XFLOWDELIVERY_INSTALLATIONS) {
+    $env:XFLOWDELIVERY_INSTALLATIONS = Join-Path ([IO.Path]::GetTempPath()) ('xflow-installations-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
+}
+
 function Get-XFlowRepoRoot { $script:RepoRoot }
 
 function Get-XFlowTargetDir {

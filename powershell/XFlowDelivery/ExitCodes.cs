@@ -33,6 +33,7 @@ namespace XFlowDelivery
                 case "ConfigFileUnreadable":
                 case "InvalidConfigFile":
                 case "StateFolderOnNetworkShare":
+                case "InstallationConflict":
                     return Configuration;
                 case "AuthenticationFailed":
                 case "TokenMissing":

@@ -8,6 +8,8 @@ namespace XFlowDelivery
     /// <summary>What the scheduled task runs, as whom and how often. Register-XFlowDeliveryTask fills it.</summary>
     public sealed class XFlowTaskSettings
     {
+        /// <summary>The task's name in \XFlowDelivery\ (Windows) and its units' name (Linux): one per installation.</summary>
+        public string TaskName { get; set; } = XFlowDeliveryTaskDefinition.TaskName;
         /// <summary>Full path of pwsh.exe / powershell.exe (Windows) or pwsh (Linux).</summary>
         public string PowerShellPath { get; set; } = "";
         public string ConfigPath { get; set; } = "";
@@ -34,6 +36,27 @@ namespace XFlowDelivery
         public const string TaskPath = TaskFolder + "\\" + TaskName;
         public const string ServiceUnit = "xflow-delivery.service";
         public const string TimerUnit = "xflow-delivery.timer";
+
+        /// <summary>The Task Scheduler path of the task named <paramref name="taskName"/>.</summary>
+        public static string TaskPathFor(string taskName) => TaskFolder + "\\" + taskName;
+
+        /// <summary>systemd unit names: XFlowDelivery → xflow-delivery, XFlowDelivery-test → xflow-delivery-test, Prod → xflow-delivery-prod.</summary>
+        public static string UnitBaseName(string taskName)
+        {
+            var lower = taskName.ToLowerInvariant();
+            var rest = lower.StartsWith("xflowdelivery", StringComparison.Ordinal) ? lower.Substring("xflowdelivery".Length) : "-" + lower;
+            var text = new StringBuilder("xflow-delivery");
+            foreach (var c in rest)
+            {
+                bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+                if (keep) text.Append(c);
+                else if (text[text.Length - 1] != '-') text.Append('-');
+            }
+            return text.ToString().TrimEnd('-');
+        }
+
+        public static string ServiceUnitFor(string taskName) => UnitBaseName(taskName) + ".service";
+        public static string TimerUnitFor(string taskName) => UnitBaseName(taskName) + ".timer";
 
         private static readonly XNamespace Ns = "http://schemas.microsoft.com/windows/2004/02/mit/task";
 
@@ -66,7 +89,7 @@ namespace XFlowDelivery
                     E("RegistrationInfo",
                         E("Author", "XFlowDelivery"),
                         E("Description", "Fetches XFlow deliveries into the SD Løn and Prisme import folders. Exit codes: see docs/monitoring.md of the XFlowDelivery module."),
-                        E("URI", TaskPath)),
+                        E("URI", TaskPathFor(s.TaskName))),
                     E("Triggers",
                         E("TimeTrigger",
                             // No Duration in Repetition: it repeats without end.
@@ -127,7 +150,7 @@ namespace XFlowDelivery
         {
             var minutes = s.IntervalMinutes.ToString(CultureInfo.InvariantCulture);
             return "[Unit]\nDescription=Run XFlowDelivery every " + minutes + " minutes\n\n" +
-                   "[Timer]\nOnBootSec=1min\nOnUnitActiveSec=" + minutes + "min\nAccuracySec=10s\nUnit=" + ServiceUnit + "\n\n" +
+                   "[Timer]\nOnBootSec=1min\nOnUnitActiveSec=" + minutes + "min\nAccuracySec=10s\nUnit=" + ServiceUnitFor(s.TaskName) + "\n\n" +
                    "[Install]\nWantedBy=timers.target\n";
         }
 

@@ -3,18 +3,22 @@ using System.Globalization;
 using System.Linq;
 using System.Management.Automation;
 using System.Text;
+using XFlowDelivery.Config;
 using XFlowDelivery.Model;
 using XFlowDelivery.Native;
 
 namespace XFlowDelivery.Cmdlets
 {
     /// <summary>
-    /// <para type="synopsis">Shows the last run and last successful run, deliveries awaiting acknowledgement, quarantined deliveries, and files left too long in an import folder.</para>
+    /// <para type="synopsis">Shows the last run and last successful run, deliveries awaiting acknowledgement, quarantined deliveries, stalled importers and files left too long in an import folder; without a path, for every installation registered on this server.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Get, "XFlowDeliveryStatus", DefaultParameterSetName = ConfigSet)]
+    [Cmdlet(VerbsCommon.Get, "XFlowDeliveryStatus", DefaultParameterSetName = AllSet)]
     [OutputType(typeof(XFlowDeliveryStatus))]
     public sealed class GetXFlowDeliveryStatusCommand : XFlowCmdletBase
     {
+        /// <summary>No path: every installation in the machine-wide registry.</summary>
+        private const string AllSet = "All";
+
         /// <summary>A configuration file; its state folder and import folders are examined.</summary>
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = ConfigSet)]
         [ValidateNotNullOrEmpty]
@@ -42,10 +46,32 @@ namespace XFlowDelivery.Cmdlets
 
         protected override void ProcessRecord()
         {
+            if (ParameterSetName == AllSet)
+            {
+                var entries = Installations.Read();
+                if (entries.Count == 0)
+                {
+                    WriteWarning($"No installation is registered on this server (in '{Installations.Directory}'): give -ConfigPath or -StatePath.");
+                }
+                foreach (var entry in entries)
+                {
+                    var status = StatusOf(entry.StatePath, entry.SdLoenPath, entry.PrismePath);
+                    status.ConfigPath = entry.ConfigPath;
+                    status.TaskName = entry.TaskName;
+                    WriteObject(status);
+                }
+                return;
+            }
             var statePath = StatePathFrom(StatePath, ConfigPath, out var config);
             var sdLoen = config != null ? config.SdLoenPath : (SdLoenPath == null ? null : ResolvePath(SdLoenPath, nameof(SdLoenPath)));
             var prisme = config != null ? config.PrismePath : (PrismePath == null ? null : ResolvePath(PrismePath, nameof(PrismePath)));
+            var one = StatusOf(statePath, sdLoen, prisme);
+            if (ConfigPath != null) one.ConfigPath = ResolvePath(ConfigPath, nameof(ConfigPath));
+            WriteObject(one);
+        }
 
+        private XFlowDeliveryStatus StatusOf(string statePath, string? sdLoen, string? prisme)
+        {
             var json = new StringBuilder("{\"op\":\"status\"");
             Member(json, "statePath", statePath);
             json.Append(",\"folders\":[");
@@ -85,7 +111,7 @@ namespace XFlowDelivery.Cmdlets
             {
                 WriteWarning($"Other accounts can read the state folder '{statePath}', which holds personal data ({status.StateFolderExposure}). The next run restricts it to its owner.");
             }
-            WriteObject(status);
+            return status;
         }
 
         private static void AppendFolder(StringBuilder json, string system, string? path, bool first)

@@ -28,6 +28,26 @@ namespace XFlowDelivery.Cmdlets
     {
         private const int ProgressActivityId = 1;
 
+        /// <summary>How SD Løn files are checked before they are published: Off, Warn (default: deliver, and report each finding as a warning) or Quarantine (keep the file out of the folder until released). SD Løn's format is not public: only an empty file or bytes not valid in the declared encoding are found.</summary>
+        [Parameter(ParameterSetName = ExplicitSet)]
+        [ValidateSet("Off", "Warn", "Quarantine")]
+        public string SdLoenValidation { get; set; } = "Warn";
+
+        /// <summary>How Prisme files (G69 postings, G68 payments) are checked before they are published: Off, Warn (default) or Quarantine.</summary>
+        [Parameter(ParameterSetName = ExplicitSet)]
+        [ValidateSet("Off", "Warn", "Quarantine")]
+        public string PrismeValidation { get; set; } = "Warn";
+
+        /// <summary>Importer-stall alarm for SD Løn: a file this module published still in the import folder after this many minutes ends the run with exit code 7. Off unless set.</summary>
+        [Parameter(ParameterSetName = ExplicitSet)]
+        [ValidateRange(1, 525600)]
+        public int? SdLoenStallAfterMinutes { get; set; }
+
+        /// <summary>Importer-stall alarm for Prisme (minutes); off unless set.</summary>
+        [Parameter(ParameterSetName = ExplicitSet)]
+        [ValidateRange(1, 525600)]
+        public int? PrismeStallAfterMinutes { get; set; }
+
         /// <summary>
         /// How long a run that is still going when the cmdlet ends (stopped, or failed) is given
         /// to release the state folder's lock before it is left to finish in the background: short
@@ -38,8 +58,16 @@ namespace XFlowDelivery.Cmdlets
         protected override void ProcessRecord()
         {
             var values = ReadRunSettings(out var token, out bool ownsToken);
+            if (ParameterSetName == ExplicitSet)
+            {
+                values.SdLoenValidation = SdLoenValidation;
+                values.PrismeValidation = PrismeValidation;
+                values.SdLoenStallAfterMinutes = SdLoenStallAfterMinutes;
+                values.PrismeStallAfterMinutes = PrismeStallAfterMinutes;
+            }
             try
             {
+                RefuseConflicts(values);
                 var folders = $"SD Løn: {values.SdLoenPath ?? "not configured"}; Prisme: {values.PrismePath ?? "not configured"}";
                 if (!ShouldProcess(
                         $"Fetch pending deliveries from {values.BaseUrl}, write them into the import folders ({folders}) and acknowledge them (ack mode {values.AckMode}).",
@@ -82,6 +110,25 @@ namespace XFlowDelivery.Cmdlets
             {
                 Track(null);
                 if (run != null) Release(run, values.StatePath);
+            }
+        }
+
+        /// <summary>
+        /// Another installation on this server (the machine-wide registry) must not own this state
+        /// folder or deliver the same system into the same folder (ErrorId InstallationConflict).
+        /// </summary>
+        private void RefuseConflicts(RunConfigValues values)
+        {
+            var installation = new InstallationEntry
+            {
+                ConfigPath = ConfigFile,
+                StatePath = values.StatePath,
+                SdLoenPath = values.SdLoenPath,
+                PrismePath = values.PrismePath,
+            };
+            if (Installations.FindConflict(installation, Installations.Read()) is XFlowDeliveryException conflict)
+            {
+                Fail(conflict);
             }
         }
 

@@ -150,6 +150,13 @@ namespace XFlowDelivery.Cmdlets
                 Fail("ConfigFileExists", ErrorCategory.ResourceExists, $"'{path}' already exists; use -Force to replace it.", path);
             }
 
+            var entries = Installations.Read();
+            var installation = InstallationEntry.From(doc, path, Installations.ForConfig(entries, path)?.TaskName);
+            if (Installations.FindConflict(installation, entries) is XFlowDeliveryException conflict)
+            {
+                Fail(conflict);
+            }
+
             var protection = ChooseProtection();
             string? aclAccount = protection == TokenProtection.DpapiLocalMachine ? ServiceAccount : null;
             if (!ShouldProcess(path, $"Write XFlowDelivery configuration (token protection {protection})")) return;
@@ -171,6 +178,14 @@ namespace XFlowDelivery.Cmdlets
             catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is System.ComponentModel.Win32Exception)
             {
                 Fail("ConfigFileUnwritable", ErrorCategory.WriteError, $"Cannot write '{path}': {ex.Message}", path);
+            }
+            try
+            {
+                Installations.Record(installation);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                WriteWarning($"The installation could not be recorded in '{Installations.Directory}' ({ex.Message}), so other installations on this server cannot check their folders against it; Register-XFlowDeliveryTask (as administrator) records it.");
             }
             if (protection == TokenProtection.OwnerOnlyFile)
             {

@@ -61,6 +61,11 @@ namespace XFlowDelivery.Cmdlets
         [ValidateNotNullOrEmpty]
         public string? UnitDirectory { get; set; }
 
+        /// <summary>The task's name (Windows: \XFlowDelivery\&lt;name&gt;; Linux: the units' name), one per installation. Default: the name this installation had; else XFlowDelivery unless another installation has it; else XFlowDelivery-&lt;configuration file name&gt;.</summary>
+        [Parameter]
+        [ValidatePattern(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+        public string? TaskName { get; set; }
+
         /// <summary>Replace an existing registration.</summary>
         [Parameter]
         public SwitchParameter Force { get; set; }
@@ -96,8 +101,16 @@ namespace XFlowDelivery.Cmdlets
                     $"-LogonType Password for '{account}' needs its password: use -Credential, a group managed service account (DOMAIN\\name$), or -LogonType S4U.", account);
             }
 
+            var entries = Installations.Read();
+            var taskName = TaskName ?? DefaultTaskName(configFile, entries);
+            var installation = InstallationEntry.From(config, configFile, taskName);
+            if (Installations.FindConflict(installation, entries) is XFlowDeliveryException conflict)
+            {
+                Fail(conflict);
+            }
             var settings = new XFlowTaskSettings
             {
+                TaskName = taskName,
                 PowerShellPath = FindPowerShell(windows),
                 ConfigPath = configFile,
                 WorkingDirectory = Path.GetDirectoryName(configFile)!,
@@ -108,7 +121,40 @@ namespace XFlowDelivery.Cmdlets
                 StartBoundary = DateTime.Now.Date,
             };
             WarnIfNotFoundByName(account);
-            WriteObject(windows ? RegisterWindows(settings, gmsa) : RegisterSystemd(settings));
+            var task = windows ? RegisterWindows(settings, gmsa) : RegisterSystemd(settings);
+            if (task.Registered) Record(installation);
+            WriteObject(task);
+        }
+
+        /// <summary>
+        /// The name this installation was registered under before; else XFlowDelivery, as a single
+        /// installation always had, unless another installation has it; else XFlowDelivery-&lt;the
+        /// configuration file's name&gt; (test.json: XFlowDelivery-test).
+        /// </summary>
+        internal static string DefaultTaskName(string configFile, System.Collections.Generic.List<InstallationEntry> entries)
+        {
+            if (Installations.ForConfig(entries, configFile)?.TaskName is string own) return own;
+            bool taken = entries.Exists(e => string.Equals(e.TaskName, XFlowDeliveryTaskDefinition.TaskName, StringComparison.OrdinalIgnoreCase));
+            if (!taken) return XFlowDeliveryTaskDefinition.TaskName;
+            var suffix = new System.Text.StringBuilder();
+            foreach (var c in Path.GetFileNameWithoutExtension(configFile))
+            {
+                suffix.Append((c < 128 && char.IsLetterOrDigit(c)) || c == '.' || c == '_' || c == '-' ? c : '-');
+            }
+            var derived = XFlowDeliveryTaskDefinition.TaskName + "-" + suffix;
+            return derived.Length > 64 ? derived.Substring(0, 64) : derived;
+        }
+
+        private void Record(InstallationEntry installation)
+        {
+            try
+            {
+                Installations.Record(installation);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                WriteWarning($"The installation could not be recorded in '{Installations.Directory}' ({ex.Message}): other installations on this server cannot see which folders it uses. Run this command as administrator.");
+            }
         }
 
         /// <summary>
@@ -188,7 +234,8 @@ namespace XFlowDelivery.Cmdlets
         private XFlowDeliveryTask RegisterWindows(XFlowTaskSettings s, bool gmsa)
         {
             var xml = XFlowDeliveryTaskDefinition.ToTaskSchedulerXml(s);
-            var task = Describe(s, XFlowDeliveryTaskDefinition.TaskPath, "TaskScheduler", XFlowDeliveryTaskDefinition.TaskPath, xml);
+            var path = XFlowDeliveryTaskDefinition.TaskPathFor(s.TaskName);
+            var task = Describe(s, path, "TaskScheduler", path, xml);
             if (!ShouldProcess($"Register scheduled task {task.Name} as {s.Account} ({s.LogonType}), every {s.IntervalMinutes} minutes, from this definition:\n{xml}",
                     $"Register scheduled task {task.Name} as {s.Account}?", "Register-XFlowDeliveryTask"))
             {
@@ -196,13 +243,13 @@ namespace XFlowDelivery.Cmdlets
             }
             try
             {
-                if (TaskScheduler.Exists() && !Force)
+                if (TaskScheduler.Exists(s.TaskName) && !Force)
                 {
                     WriteWarning($"The scheduled task {task.Name} already exists and was left as it is; use -Force to replace it.");
                     return task;
                 }
                 string? password = ParameterSetName == CredentialSet && !gmsa ? Credential.GetNetworkCredential().Password : null;
-                TaskScheduler.Register(xml, s.Account, password, s.LogonType);
+                TaskScheduler.Register(s.TaskName, xml, s.Account, password, s.LogonType);
                 task.Registered = true;
             }
             catch (Exception ex) when (ex is System.Reflection.TargetInvocationException || ex is System.Runtime.InteropServices.COMException || ex is UnauthorizedAccessException)
@@ -228,12 +275,14 @@ namespace XFlowDelivery.Cmdlets
             var directory = UnitDirectory == null ? DefaultUnitDirectory : ResolvePath(UnitDirectory, nameof(UnitDirectory));
             var service = XFlowDeliveryTaskDefinition.ToSystemdService(s);
             var timer = XFlowDeliveryTaskDefinition.ToSystemdTimer(s);
-            var servicePath = Path.Combine(directory, XFlowDeliveryTaskDefinition.ServiceUnit);
-            var timerPath = Path.Combine(directory, XFlowDeliveryTaskDefinition.TimerUnit);
+            var serviceUnit = XFlowDeliveryTaskDefinition.ServiceUnitFor(s.TaskName);
+            var timerUnit = XFlowDeliveryTaskDefinition.TimerUnitFor(s.TaskName);
+            var servicePath = Path.Combine(directory, serviceUnit);
+            var timerPath = Path.Combine(directory, timerUnit);
             var definition = $"# {servicePath}\n{service}\n# {timerPath}\n{timer}";
-            var task = Describe(s, XFlowDeliveryTaskDefinition.TimerUnit, "systemd", directory, definition);
+            var task = Describe(s, timerUnit, "systemd", directory, definition);
             if (!ShouldProcess($"Write {servicePath} and {timerPath} (as {s.Account}, every {s.IntervalMinutes} minutes):\n{definition}",
-                    $"Write and enable {XFlowDeliveryTaskDefinition.TimerUnit}?", "Register-XFlowDeliveryTask"))
+                    $"Write and enable {timerUnit}?", "Register-XFlowDeliveryTask"))
             {
                 return task;
             }
@@ -262,11 +311,11 @@ namespace XFlowDelivery.Cmdlets
             if (directory == DefaultUnitDirectory)
             {
                 Systemctl("daemon-reload");
-                Systemctl("enable --now " + XFlowDeliveryTaskDefinition.TimerUnit);
+                Systemctl("enable --now " + timerUnit);
             }
             else
             {
-                WriteWarning($"The units were written to '{directory}', not {DefaultUnitDirectory}: link or copy them there, then run systemctl daemon-reload and systemctl enable --now {XFlowDeliveryTaskDefinition.TimerUnit}.");
+                WriteWarning($"The units were written to '{directory}', not {DefaultUnitDirectory}: link or copy them there, then run systemctl daemon-reload and systemctl enable --now {timerUnit}.");
             }
             return task;
         }

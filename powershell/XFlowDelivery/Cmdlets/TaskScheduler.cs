@@ -38,13 +38,13 @@ namespace XFlowDelivery.Cmdlets
             }
         }
 
-        internal static bool Exists()
+        internal static bool Exists(string taskName)
         {
             var folder = Folder(Connect(), XFlowDeliveryTaskDefinition.TaskFolder);
             if (folder == null) return false;
             try
             {
-                Call(folder, "GetTask", XFlowDeliveryTaskDefinition.TaskName);
+                Call(folder, "GetTask", taskName);
                 return true;
             }
             catch (TargetInvocationException)
@@ -54,21 +54,21 @@ namespace XFlowDelivery.Cmdlets
         }
 
         /// <param name="password">null for a gMSA (name$) and for S4U.</param>
-        internal static void Register(string xml, string account, string? password, string logonType)
+        internal static void Register(string taskName, string xml, string account, string? password, string logonType)
         {
             var service = Connect();
             var folder = Folder(service, XFlowDeliveryTaskDefinition.TaskFolder)
                          ?? Call(Call(service, "GetFolder", "\\"), "CreateFolder", XFlowDeliveryTaskDefinition.TaskFolder.TrimStart('\\'), null);
             int logon = logonType == "S4U" ? TASK_LOGON_S4U : TASK_LOGON_PASSWORD;
-            Call(folder, "RegisterTask", XFlowDeliveryTaskDefinition.TaskName, xml, TASK_CREATE_OR_UPDATE, account, password, logon, null);
+            Call(folder, "RegisterTask", taskName, xml, TASK_CREATE_OR_UPDATE, account, password, logon, null);
         }
 
-        internal static void Unregister()
+        internal static void Unregister(string taskName)
         {
             var service = Connect();
             var folder = Folder(service, XFlowDeliveryTaskDefinition.TaskFolder);
             if (folder == null) return;
-            Call(folder, "DeleteTask", XFlowDeliveryTaskDefinition.TaskName, 0);
+            Call(folder, "DeleteTask", taskName, 0);
         }
 
         /// <summary>The event source the entry script writes to; creating it needs administrator rights.</summary>

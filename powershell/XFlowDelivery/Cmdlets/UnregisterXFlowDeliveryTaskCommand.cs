@@ -6,11 +6,16 @@ using XFlowDelivery.Native;
 namespace XFlowDelivery.Cmdlets
 {
     /// <summary>
-    /// <para type="synopsis">Removes the scheduled task \XFlowDelivery\XFlowDelivery (Windows) or the systemd service and timer (Linux). Nothing registered is not an error.</para>
+    /// <para type="synopsis">Removes the scheduled task \XFlowDelivery\XFlowDelivery (or the one named by -TaskName) on Windows, or its systemd service and timer on Linux. Nothing registered is not an error.</para>
     /// </summary>
     [Cmdlet(VerbsLifecycle.Unregister, "XFlowDeliveryTask", SupportsShouldProcess = true)]
     public sealed class UnregisterXFlowDeliveryTaskCommand : XFlowCmdletBase
     {
+        /// <summary>The task's name, as Register-XFlowDeliveryTask gave it (default XFlowDelivery).</summary>
+        [Parameter]
+        [ValidatePattern(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+        public string TaskName { get; set; } = XFlowDeliveryTaskDefinition.TaskName;
+
         /// <summary>Linux: the folder the units were written to (default /etc/systemd/system).</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
@@ -26,8 +31,8 @@ namespace XFlowDelivery.Cmdlets
             var directory = UnitDirectory == null ? RegisterXFlowDeliveryTaskCommand.DefaultUnitDirectory : ResolvePath(UnitDirectory, nameof(UnitDirectory));
             var units = new[]
             {
-                Path.Combine(directory, XFlowDeliveryTaskDefinition.TimerUnit),
-                Path.Combine(directory, XFlowDeliveryTaskDefinition.ServiceUnit),
+                Path.Combine(directory, XFlowDeliveryTaskDefinition.TimerUnitFor(TaskName)),
+                Path.Combine(directory, XFlowDeliveryTaskDefinition.ServiceUnitFor(TaskName)),
             };
             if (!File.Exists(units[0]) && !File.Exists(units[1]))
             {
@@ -36,7 +41,7 @@ namespace XFlowDelivery.Cmdlets
             }
             if (!ShouldProcess(string.Join(", ", units), "Stop, disable and remove")) return;
             bool system = directory == RegisterXFlowDeliveryTaskCommand.DefaultUnitDirectory;
-            if (system && RegisterXFlowDeliveryTaskCommand.RunSystemctl("disable --now " + XFlowDeliveryTaskDefinition.TimerUnit) is string failure)
+            if (system && RegisterXFlowDeliveryTaskCommand.RunSystemctl("disable --now " + XFlowDeliveryTaskDefinition.TimerUnitFor(TaskName)) is string failure)
             {
                 WriteWarning("systemctl disable failed (the units are removed anyway): " + failure);
             }
@@ -54,20 +59,21 @@ namespace XFlowDelivery.Cmdlets
         // NOT RUN HERE (Windows only).
         private void UnregisterWindows()
         {
+            var path = XFlowDeliveryTaskDefinition.TaskPathFor(TaskName);
             try
             {
-                if (!TaskScheduler.Exists())
+                if (!TaskScheduler.Exists(TaskName))
                 {
-                    WriteVerbose($"The scheduled task {XFlowDeliveryTaskDefinition.TaskPath} does not exist: nothing to remove.");
+                    WriteVerbose($"The scheduled task {path} does not exist: nothing to remove.");
                     return;
                 }
-                if (!ShouldProcess(XFlowDeliveryTaskDefinition.TaskPath, "Unregister scheduled task")) return;
-                TaskScheduler.Unregister();
+                if (!ShouldProcess(path, "Unregister scheduled task")) return;
+                TaskScheduler.Unregister(TaskName);
             }
             catch (Exception ex) when (ex is System.Reflection.TargetInvocationException || ex is System.Runtime.InteropServices.COMException || ex is UnauthorizedAccessException)
             {
                 Fail("TaskRemovalFailed", ErrorCategory.PermissionDenied,
-                    $"Removing {XFlowDeliveryTaskDefinition.TaskPath} failed: {(ex.InnerException ?? ex).Message} Run as administrator.", XFlowDeliveryTaskDefinition.TaskPath);
+                    $"Removing {path} failed: {(ex.InnerException ?? ex).Message} Run as administrator.", path);
             }
         }
     }

@@ -68,30 +68,13 @@ namespace XFlowDelivery.Cmdlets
         [Parameter(ParameterSetName = ExplicitSet)]
         public SwitchParameter AllowInsecureHttp { get; set; }
 
-        /// <summary>How SD Løn files are checked before they are published: Off, Warn (default: deliver, and report each finding as a warning) or Quarantine (keep the file out of the folder until released). SD Løn's format is not public: only an empty file or bytes not valid in the declared encoding are found.</summary>
-        [Parameter(ParameterSetName = ExplicitSet)]
-        [ValidateSet("Off", "Warn", "Quarantine")]
-        public string SdLoenValidation { get; set; } = "Warn";
-
-        /// <summary>How Prisme files (G69 postings, G68 payments) are checked before they are published: Off, Warn (default) or Quarantine.</summary>
-        [Parameter(ParameterSetName = ExplicitSet)]
-        [ValidateSet("Off", "Warn", "Quarantine")]
-        public string PrismeValidation { get; set; } = "Warn";
-
-        /// <summary>Importer-stall alarm for SD Løn: a file this module published still in the import folder after this many minutes ends the run with exit code 7. Off unless set.</summary>
-        [Parameter(ParameterSetName = ExplicitSet)]
-        [ValidateRange(1, 525600)]
-        public int? SdLoenStallAfterMinutes { get; set; }
-
-        /// <summary>Importer-stall alarm for Prisme (minutes); off unless set.</summary>
-        [Parameter(ParameterSetName = ExplicitSet)]
-        [ValidateRange(1, 525600)]
-        public int? PrismeStallAfterMinutes { get; set; }
-
         /// <summary>A configuration file written by New-XFlowDeliveryConfig (how the scheduled task runs).</summary>
         [Parameter(Mandatory = true, ParameterSetName = ConfigSet)]
         [ValidateNotNullOrEmpty]
         public string ConfigPath { get; set; } = null!;
+
+        /// <summary>The configuration file the settings came from (null with explicit parameters).</summary>
+        private protected string? ConfigFile { get; private set; }
 
         /// <summary>
         /// The run settings and the token from the parameters or the configuration file.
@@ -106,6 +89,7 @@ namespace XFlowDelivery.Cmdlets
                 return ExplicitValues();
             }
             var doc = LoadConfig(ConfigPath, out var configFile);
+            ConfigFile = configFile;
             try
             {
                 token = ConfigStore.ReadToken(doc, configFile);
@@ -138,10 +122,6 @@ namespace XFlowDelivery.Cmdlets
                 DeadlineSec = DeadlineSec,
                 ProxyUrl = ProxyUrl?.OriginalString,
                 AllowInsecureHttp = AllowInsecureHttp.IsPresent,
-                SdLoenValidation = SdLoenValidation,
-                PrismeValidation = PrismeValidation,
-                SdLoenStallAfterMinutes = SdLoenStallAfterMinutes,
-                PrismeStallAfterMinutes = PrismeStallAfterMinutes,
             };
             if (values.SdLoenPath == null && values.PrismePath == null)
             {

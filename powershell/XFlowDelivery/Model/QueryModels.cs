@@ -135,6 +135,10 @@ namespace XFlowDelivery.Model
     public sealed class XFlowDeliveryStatus
     {
         public string StatePath { get; set; } = "";
+        /// <summary>The installation's configuration file (listing every installation, or with -ConfigPath).</summary>
+        public string? ConfigPath { get; set; }
+        /// <summary>The installation's scheduled task, when Register-XFlowDeliveryTask recorded one.</summary>
+        public string? TaskName { get; set; }
         public XFlowRunRecord? LastRun { get; set; }
         public XFlowRunRecord? LastSuccessfulRun { get; set; }
         /// <summary>Minutes since the last successful run finished (null: never).</summary>

@@ -460,6 +460,7 @@ async fn a_cancel_during_rename_retries_ends_the_run_at_once_and_the_next_run_re
     assert_each_exactly_once(&env, &state);
     assert_server_states(&state, "acked", "after the next run");
     scenario.teardown();
+}
 
 /// A validator bug must never lose a delivery: the check panics (XFLOW_PANIC_AT) before it has
 /// read a byte, and the delivery is quarantined under Quarantine, delivered under Warn.
