@@ -113,7 +113,11 @@ Describe 'Several installations on one server' {
         (Get-XFlowSimState -Sim $script:Sim).counts.pending | Should -Be 1
     }
 
-    It 'Invoke-XFlowDelivery with explicit parameters: an installation run by hand is fine, a borrowed state folder is not' {
+    It 'Invoke-XFlowDelivery with explicit parameters or a copied configuration file: the same installation run by hand is fine, a borrowed state folder is not' {
+        $copy = Join-Path $script:Work 'copy of test.json'
+        Copy-Item -LiteralPath $script:Test.Config -Destination $copy
+        (Invoke-XFlowDelivery -ConfigPath $copy -WarningAction SilentlyContinue | Select-Object -Last 1).Outcome | Should -Be 'Succeeded'
+        Remove-Item -LiteralPath $copy
         $explicit = @{
             BaseUrl = $script:Sim.BaseUrl; ApiToken = (ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force)
             CaCertificatePath = $script:Sim.CaPath; StatePath = $script:Test.State; PrismePath = $script:Test.Prisme; SdLoenPath = $script:Test.SdLoen

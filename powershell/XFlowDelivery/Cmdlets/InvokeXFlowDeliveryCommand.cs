@@ -122,6 +122,7 @@ namespace XFlowDelivery.Cmdlets
             var installation = new InstallationEntry
             {
                 ConfigPath = ConfigFile,
+                BaseUrl = values.BaseUrl,
                 StatePath = values.StatePath,
                 SdLoenPath = values.SdLoenPath,
                 PrismePath = values.PrismePath,

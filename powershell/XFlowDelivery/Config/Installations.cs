@@ -19,10 +19,12 @@ namespace XFlowDelivery.Config
         [DataMember(Name = "prismePath", Order = 3, EmitDefaultValue = false)] public string? PrismePath { get; set; }
         [DataMember(Name = "taskName", Order = 4, EmitDefaultValue = false)] public string? TaskName { get; set; }
         [DataMember(Name = "recordedAt", Order = 5)] public string? RecordedAt { get; set; }
+        [DataMember(Name = "baseUrl", Order = 6, EmitDefaultValue = false)] public string? BaseUrl { get; set; }
 
         internal static InstallationEntry From(ConfigDocument doc, string? configPath, string? taskName = null) => new InstallationEntry
         {
             ConfigPath = configPath,
+            BaseUrl = doc.BaseUrl,
             StatePath = doc.StatePath ?? "",
             SdLoenPath = doc.SdLoenPath,
             PrismePath = doc.PrismePath,
@@ -142,9 +144,9 @@ namespace XFlowDelivery.Config
 
         /// <summary>
         /// Why <paramref name="candidate"/> may not run beside the recorded installations, or null.
-        /// An entry for the same configuration file is the candidate itself. Without a
-        /// configuration file (Invoke-XFlowDelivery with explicit parameters), an entry with the
-        /// same state folder and the same import folders is the same installation run by hand.
+        /// An entry for the same configuration file is the candidate itself; so is one with the same
+        /// XFlow URL, state folder and import folders (a copy of the configuration file, or
+        /// Invoke-XFlowDelivery with explicit parameters: the same installation run by hand).
         /// </summary>
         internal static XFlowDeliveryException? FindConflict(InstallationEntry candidate, List<InstallationEntry> entries)
         {
@@ -177,11 +179,15 @@ namespace XFlowDelivery.Config
 
         private static bool IsSame(InstallationEntry candidate, InstallationEntry other)
         {
-            if (candidate.ConfigPath != null) return other.ConfigPath != null && SamePath(candidate.ConfigPath, other.ConfigPath);
-            return SamePath(candidate.StatePath, other.StatePath)
+            if (candidate.ConfigPath != null && other.ConfigPath != null && SamePath(candidate.ConfigPath, other.ConfigPath)) return true;
+            return SameUrl(candidate.BaseUrl, other.BaseUrl)
+                   && SamePath(candidate.StatePath, other.StatePath)
                    && SameOptional(candidate.SdLoenPath, other.SdLoenPath)
                    && SameOptional(candidate.PrismePath, other.PrismePath);
         }
+
+        private static bool SameUrl(string? a, string? b) =>
+            a != null && b != null && string.Equals(a.Trim().TrimEnd('/'), b.Trim().TrimEnd('/'), StringComparison.OrdinalIgnoreCase);
 
         private static bool SameOptional(string? a, string? b) => a == null ? b == null : b != null && SamePath(a, b);
 
