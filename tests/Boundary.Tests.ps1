@@ -140,11 +140,15 @@ Describe 'Ctrl+C comes back within 2 seconds' -Skip:$IsWindows {
             # PowerShell instance and its async result.
             param([string]$Command, [hashtable]$Parameters, [switch]$Quiet)
             $ps = [powershell]::Create()
-            $null = $ps.AddCommand('Import-Module').AddParameter('Name', (Get-XFlowModuleManifest)).AddStatement()
-            $null = $ps.AddCommand($Command).AddParameters($Parameters)
+            # One statement. A batch (AddStatement) runs each statement as a thread-pool work item
+            # that can outlive a stop and then touch the closing runspace, which ends this whole
+            # process with an unhandled InvalidRunspaceStateException (seen once in CI).
+            $null = $ps.AddScript('param($Manifest, $Command, $Parameters) Import-Module $Manifest; & $Command @Parameters')
+            $arguments = $Parameters.Clone()
             # Verbose output is how a test sees progress; without it no Write* call is made that
             # would notice a stop by itself.
-            if (-not $Quiet) { $null = $ps.AddParameter('Verbose') }
+            if (-not $Quiet) { $arguments['Verbose'] = $true }
+            $null = $ps.AddParameter('Manifest', (Get-XFlowModuleManifest)).AddParameter('Command', $Command).AddParameter('Parameters', $arguments)
             [pscustomobject]@{ PowerShell = $ps; Async = $ps.BeginInvoke() }
         }
 
