@@ -541,8 +541,11 @@ function Mount-XFlowLazyFs {
 
 function Invoke-XFlowPowerCut {
     # Drops every write LazyFS holds that was not fsynced, as a power loss does; returns when done.
-    param([Parameter(Mandatory)][string]$Fifo)
-    $out = & bash (Get-XFlowLazyFsScript) cut $Fifo 2>&1 | Out-String
+    # Bounded: if the LazyFS daemon has died, nobody reads its FIFO and the write in lazyfs.sh
+    # would block for ever (seen once under heavy load); `timeout` turns that into a failure.
+    param([Parameter(Mandatory)][string]$Fifo, [int]$TimeoutSec = 120)
+    $out = & timeout $TimeoutSec bash (Get-XFlowLazyFsScript) cut $Fifo 2>&1 | Out-String
+    if ($LASTEXITCODE -eq 124) { throw "lazyfs.sh cut '$Fifo' did not return within $TimeoutSec s (is the LazyFS daemon still running?): $out" }
     if ($LASTEXITCODE -ne 0) { throw "lazyfs.sh cut '$Fifo' failed (exit $LASTEXITCODE): $out" }
 }
 
