@@ -135,11 +135,42 @@ Describe 'Ctrl+C comes back within 2 seconds' -Skip:$IsWindows {
             if ($LASTEXITCODE -ne 0) { throw "mkfifo $Path failed" }
         }
 
+        # Presses Ctrl+C from inside the cmdlet's WriteVerbose call whose message starts with a
+        # given text: the verbose stream raises DataAdded on the pipeline thread, so the cmdlet
+        # goes on only once its StopProcessing has run. WriteVerbose itself does not check for a
+        # stop (ShouldProcess and WriteObject do), so the cmdlet's own check is all that guards
+        # the code after it.
+        Add-Type -TypeDefinition @'
+using System;
+using System.Management.Automation;
+using System.Threading;
+
+public static class XFlowStopAtVerbose
+{
+    public static DateTime PressedAt;
+
+    public static void Arm(PowerShell ps, string prefix)
+    {
+        ps.Streams.Verbose.DataAdded += (sender, e) =>
+        {
+            var record = ((PSDataCollection<VerboseRecord>)sender)[e.Index];
+            if (!record.Message.StartsWith(prefix, StringComparison.Ordinal)) return;
+            PressedAt = DateTime.UtcNow;
+            ps.BeginStop(null, null);
+            // BeginStop calls StopProcessing on another thread; give it ample time to have run.
+            Thread.Sleep(500);
+        };
+    }
+}
+'@
+
         function script:Start-Pipeline {
             # Runs one command of the module in a fresh runspace of this process; returns the
-            # PowerShell instance and its async result.
-            param([string]$Command, [hashtable]$Parameters, [switch]$Quiet)
+            # PowerShell instance and its async result. -StopAtVerbose: Ctrl+C is pressed while
+            # the cmdlet writes a verbose line starting with that text.
+            param([string]$Command, [hashtable]$Parameters, [switch]$Quiet, [string]$StopAtVerbose)
             $ps = [powershell]::Create()
+            if ($StopAtVerbose) { [XFlowStopAtVerbose]::Arm($ps, $StopAtVerbose) }
             # One statement. A batch (AddStatement) runs each statement as a thread-pool work item
             # that can outlive a stop and then touch the closing runspace, which ends this whole
             # process with an unhandled InvalidRunspaceStateException (seen once in CI).
@@ -243,21 +274,17 @@ Describe 'Ctrl+C comes back within 2 seconds' -Skip:$IsWindows {
         finally { $listener.Stop() }
     }
 
-    It 'a stop while the configuration file is read starts no run' {
+    It 'a stop after the configuration was read and confirmed, before the run starts, starts no run' {
         Reset-XFlowSim -Sim $script:Sim
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [byte[]](1) }) | Out-Null
         $s = New-Setup
-        $content = [IO.File]::ReadAllBytes($s.Config)
-        Remove-Item -LiteralPath $s.Config
-        # The configuration file is a FIFO: reading it waits until this test writes it.
-        New-Fifo $s.Config
-        $pipeline = Start-Pipeline -Command 'Invoke-XFlowDelivery' -Parameters @{ ConfigPath = $s.Config } -Quiet
+        # "Fetching deliveries …" is the cmdlet's last word before it starts the run.
+        $pipeline = Start-Pipeline -Command 'Invoke-XFlowDelivery' -Parameters @{ ConfigPath = $s.Config } -StopAtVerbose 'Fetching deliveries'
         try {
-            Start-Sleep -Seconds 2
-            $stopping = $pipeline.PowerShell.BeginStop($null, $null)
-            Start-Sleep -Milliseconds 300
-            [IO.File]::WriteAllBytes($s.Config, $content)
-            $pipeline.PowerShell.EndStop($stopping)
+            $pipeline.Async.AsyncWaitHandle.WaitOne(15000) | Should -BeTrue -Because 'the stopped pipeline ends'
+            ([DateTime]::UtcNow - [XFlowStopAtVerbose]::PressedAt).TotalSeconds | Should -BeLessThan 2
+            $pipeline.PowerShell.InvocationStateInfo.State | Should -Be 'Stopped'
+            @($pipeline.PowerShell.Streams.Verbose | Where-Object Message -Like 'Fetching deliveries*').Count | Should -Be 1 -Because 'the stop came at that line'
         }
         finally { $pipeline.PowerShell.Dispose() }
         Test-Path -LiteralPath $s.State | Should -BeFalse -Because 'no run started: not even the state folder was created'
