@@ -248,6 +248,58 @@ public static class XFlowStopAtVerbose
         @($out | Where-Object Id -EQ $ids[0]).Count | Should -Be 1
     }
 
+    It 'Ctrl+C (SIGINT) in a console while the run is blocked: back within 2 s, with the warning that the run finishes in the background' {
+        Reset-XFlowSim -Sim $script:Sim
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [byte[]](1) }) | Out-Null
+        $s = New-Setup
+        New-Item -ItemType Directory -Path $s.State -Force | Out-Null
+        & chmod 700 $s.State
+        # The run blocks opening its lock file (a FIFO nobody reads), as a write to a hung share
+        # would, so it cannot end within the cmdlet's bounded wait for it.
+        New-Fifo (Join-Path $s.State 'run.lock')
+        $script = Join-Path $s.Root 'console.ps1'
+        Set-Content -LiteralPath $script -Encoding utf8 -Value @'
+param($Manifest, $ConfigPath)
+Import-Module $Manifest
+try { Invoke-XFlowDelivery -ConfigPath $ConfigPath -Verbose }
+finally { [Console]::Out.WriteLine('returned at ' + [DateTime]::UtcNow.ToString('o')) }
+'@
+        $pwsh = Get-XFlowPwshCommand
+        $psi = [Diagnostics.ProcessStartInfo]::new($pwsh.FilePath)
+        Add-XFlowArgument -StartInfo $psi -ArgumentList (@($pwsh.Prefix) + @('-NoProfile', '-NonInteractive', '-File', $script, (Get-XFlowModuleManifest), $s.Config))
+        $psi.UseShellExecute = $false
+        $psi.RedirectStandardOutput = $true
+        $psi.RedirectStandardError = $true
+        $psi.RedirectStandardInput = $true
+        $p = [Diagnostics.Process]::Start($psi)
+        try {
+            $p.StandardInput.Close()
+            $stderr = $p.StandardError.ReadToEndAsync()
+            $seen = [Text.StringBuilder]::new()
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while ($seen.ToString() -notlike '*Fetching deliveries*') {
+                $line = $p.StandardOutput.ReadLineAsync()
+                while (-not $line.Wait(100)) {
+                    if ([DateTime]::UtcNow -gt $deadline) { throw "the run did not start: $seen $($stderr.Result)" }
+                }
+                if ($null -eq $line.Result) { throw "the console ended early: $seen $($stderr.Result)" }
+                [void]$seen.AppendLine($line.Result)
+            }
+            Start-Sleep -Milliseconds 500
+            $pressed = [DateTime]::UtcNow
+            & kill -INT $p.Id
+            $rest = $p.StandardOutput.ReadToEndAsync()
+            $p.WaitForExit(15000) | Should -BeTrue -Because 'the console ends after Ctrl+C'
+            $output = $seen.ToString() + $rest.Result + $stderr.Result
+        }
+        finally { if (-not $p.HasExited) { Stop-XFlowProcessTree $p } }
+        $returned = [regex]::Match($output, 'returned at (\S+)')
+        $returned.Success | Should -BeTrue -Because "the stopped command returns ($output)"
+        ([DateTime]::Parse($returned.Groups[1].Value).ToUniversalTime() - $pressed).TotalSeconds | Should -BeLessThan 2
+        $output | Should -BeLike "*WARNING: The run did not stop within 1 s*finishes in the background*holds the lock on the state folder '$($s.State)'*"
+        (Get-XFlowSimDeliveries -Sim $script:Sim).state | Should -Be 'pending'
+    }
+
     It 'Test-XFlowDeliveryConnection against a host that accepts and never answers: the stop returns in time' {
         $listener = Get-SilentListener
         try {
