@@ -145,6 +145,8 @@ Describe 'Reading configuration files: errors' {
         $doc = Get-Content -LiteralPath $f.Config -Raw | ConvertFrom-Json
         $doc.token.protection = 'DpapiCurrentUser'
         $doc.token.protectedBy = 'KOMMUNE\admin'
+        # A blob no DPAPI key opens: on Windows too, where this account would decrypt its own token.
+        $doc.token.value = [Convert]::ToBase64String([byte[]](1..64))
         $doc | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $f.Config -Encoding utf8
         (Get-XFlowDeliveryConfig $f.Config).TokenProtectedBy | Should -Be 'KOMMUNE\admin'
         $err = { Invoke-XFlowDelivery -ConfigPath $f.Config } | Should -Throw -PassThru

@@ -22,6 +22,23 @@ BeforeAll {
         $f | Add-Member -NotePropertyName Config -NotePropertyValue (Join-Path $f.Root 'config.json') -PassThru
     }
 
+    function script:Assert-DpapiToken {
+        # The token at rest: neither in clear nor merely encoded, but a DPAPI blob that Windows itself
+        # (ProtectedData, not the module's code) opens in the given scope with the module's entropy.
+        # The entropy is part of the file format: another would leave every existing file unreadable.
+        # Compared as booleans: a failing assertion must not print the token.
+        param([string]$Path, [string]$Scope)
+        $text = Get-Content -LiteralPath $Path -Raw
+        $text.Contains($script:Sim.Token) | Should -BeFalse -Because 'the token is not stored in clear'
+        $text.Contains([Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($script:Sim.Token))) | Should -BeFalse -Because 'the token is not merely base64-encoded'
+        if (-not ('System.Security.Cryptography.ProtectedData' -as [type])) {
+            Add-Type -AssemblyName $(if ($PSVersionTable.PSEdition -eq 'Desktop') { 'System.Security' } else { 'System.Security.Cryptography.ProtectedData' })
+        }
+        $blob = [Convert]::FromBase64String(($text | ConvertFrom-Json).token.value)
+        $plain = [Security.Cryptography.ProtectedData]::Unprotect($blob, [Text.Encoding]::UTF8.GetBytes('XFlowDelivery API token v1'), [Security.Cryptography.DataProtectionScope]$Scope)
+        ([Text.Encoding]::UTF8.GetString($plain) -ceq $script:Sim.Token) | Should -BeTrue -Because "DPAPI ($Scope) gives the token back"
+    }
+
     function script:New-ConfigFile {
         param($Folders, [switch]$Force)
         New-XFlowDeliveryConfig -Path $Folders.Config -BaseUrl $script:Sim.BaseUrl -ApiToken $script:Token -SdLoenPath $Folders.SdLoen `
@@ -72,7 +89,7 @@ foreach (`$force in `$false, `$true) {
         @(Get-ChildItem -LiteralPath $f.Root -Filter '*.tmp' -Force) | Should -BeNullOrEmpty
     }
 
-    It 'on Windows: a protected ACL for SYSTEM, Administrators, the writer and the service account only (Windows only: ACLs and DPAPI)' -Skip:(-not $script:OnWindows) {
+    It 'on Windows: a protected ACL for SYSTEM, Administrators, the writer and the service account only; DPAPI in both scopes, each read back and decrypted by a run (Windows only: ACLs and DPAPI)' -Skip:(-not $script:OnWindows) {
         # Skipped off Windows: ACLs and DPAPI LocalMachine exist only there.
         $f = New-ConfigFolders
         $me = [Security.Principal.WindowsIdentity]::GetCurrent()
@@ -83,6 +100,8 @@ foreach (`$force in `$false, `$true) {
         $sids = @($acl.Access | ForEach-Object { $_.IdentityReference.Translate([Security.Principal.SecurityIdentifier]).Value } | Sort-Object -Unique)
         $sids | Should -Be (@('S-1-5-18', 'S-1-5-32-544', $me.User.Value) | Sort-Object -Unique)
         # DPAPI round trip, LocalMachine scope: a run decrypts the token and is accepted.
+        (Get-XFlowDeliveryConfig $f.Config).TokenProtection | Should -Be 'DpapiLocalMachine'
+        Assert-DpapiToken -Path $f.Config -Scope LocalMachine
         Reset-XFlowSim -Sim $script:Sim
         (Invoke-XFlowDelivery -ConfigPath $f.Config)[-1].Outcome | Should -Be 'Succeeded'
         # Replaced with -Force (CurrentUser scope): the new file keeps its own restricted ACL, and
@@ -90,6 +109,7 @@ foreach (`$force in `$false, `$true) {
         New-ConfigFile -Folders $f -Force | Out-Null
         (Get-Acl -LiteralPath $f.Config).AreAccessRulesProtected | Should -BeTrue -Because 'the replacement keeps its own restricted ACL'
         (Get-XFlowDeliveryConfig $f.Config).TokenProtection | Should -Be 'DpapiCurrentUser'
+        Assert-DpapiToken -Path $f.Config -Scope CurrentUser
         (Invoke-XFlowDelivery -ConfigPath $f.Config)[-1].Outcome | Should -Be 'Succeeded'
     }
 

@@ -1,7 +1,16 @@
 # The scheduled task: the entry script XFlowDelivery.Task.ps1 in a child process
 # (`pwsh -NoProfile -NonInteractive -File <script> -ConfigPath <file>`) with one exit code per
 # outcome, the task definitions Register-XFlowDeliveryTask produces, and their command line run
-# as systemd and Task Scheduler run it (the module found by name, the exit code passed through).
+# as systemd and Task Scheduler run it (the module found by name, the exit code passed through);
+# on Windows, as administrator, the task registered in Task Scheduler (a folder of its own) and the
+# runs' events in the Application log.
+BeforeDiscovery {
+    # -Skip conditions are evaluated at discovery, before BeforeAll.
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    $script:OnWindows = $IsWindows -or $PSVersionTable.PSEdition -eq 'Desktop'
+    $script:Elevated = Test-XFlowWindowsAdministrator
+}
+
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Work = New-XFlowTestDirectory -Name 'xflow-task'
@@ -10,6 +19,8 @@ BeforeAll {
     $script:EntryScript = Join-Path (Split-Path -Parent (Get-XFlowModuleManifest)) 'XFlowDelivery.Task.ps1'
     $script:Sim = Start-XFlowSim
     $script:Outputs = [Collections.Generic.List[string]]::new()
+    $script:OnWindows = $IsWindows -or $PSVersionTable.PSEdition -eq 'Desktop'
+    $script:Elevated = Test-XFlowWindowsAdministrator
 
     function script:New-TaskSetup {
         # Folders and a configuration file (written by the module itself) for one scenario.
@@ -66,21 +77,34 @@ Describe 'The task entry script''s exit codes (pwsh -File, child process)' {
         $setup = New-TaskSetup
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
         New-Item -ItemType Directory -Path $setup.State -Force | Out-Null
-        # Another process holds the lock (flock, as a running delivery would).
-        $psi = [Diagnostics.ProcessStartInfo]::new('python3')
-        foreach ($a in '-c', 'import fcntl,sys; f=open(sys.argv[1],"a"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); sys.stdin.read()', (Join-Path $setup.State 'run.lock')) { $psi.ArgumentList.Add($a) }
-        $psi.RedirectStandardInput = $true
-        $psi.RedirectStandardOutput = $true
-        $psi.UseShellExecute = $false
-        $holder = [Diagnostics.Process]::Start($psi)
-        try {
-            $holder.StandardOutput.ReadLine() | Should -Be 'locked'
-            $result = Invoke-TaskScript -ConfigPath $setup.Config
+        $lock = Join-Path $setup.State 'run.lock'
+        if ($script:OnWindows) {
+            # This process holds the lock: a byte-range lock (LockFile) that the engine's LockFileEx
+            # over the whole file runs into, as it would into a running delivery's.
+            $held = [IO.File]::Open($lock, 'OpenOrCreate', 'ReadWrite', 'ReadWrite, Delete')
+            try {
+                $held.Lock(0, 1)
+                $result = Invoke-TaskScript -ConfigPath $setup.Config
+            }
+            finally { $held.Dispose() }
         }
-        finally {
-            $holder.StandardInput.Close()
-            if (-not $holder.WaitForExit(10000)) { $holder.Kill() }
-            $holder.Dispose()
+        else {
+            # Another process holds the lock (flock, as a running delivery would).
+            $psi = [Diagnostics.ProcessStartInfo]::new('python3')
+            foreach ($a in '-c', 'import fcntl,sys; f=open(sys.argv[1],"a"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); sys.stdin.read()', $lock) { $psi.ArgumentList.Add($a) }
+            $psi.RedirectStandardInput = $true
+            $psi.RedirectStandardOutput = $true
+            $psi.UseShellExecute = $false
+            $holder = [Diagnostics.Process]::Start($psi)
+            try {
+                $holder.StandardOutput.ReadLine() | Should -Be 'locked'
+                $result = Invoke-TaskScript -ConfigPath $setup.Config
+            }
+            finally {
+                $holder.StandardInput.Close()
+                if (-not $holder.WaitForExit(10000)) { $holder.Kill() }
+                $holder.Dispose()
+            }
         }
         $result.ExitCode | Should -Be 0 -Because $result.Output
         $result.Output | Should -Match 'Locked'
@@ -112,6 +136,8 @@ Describe 'The task entry script''s exit codes (pwsh -File, child process)' {
         $doc = Get-Content -LiteralPath $setup.Config -Raw | ConvertFrom-Json
         $doc.token.protection = 'DpapiCurrentUser'
         $doc.token.protectedBy = 'KOMMUNE\someone-else'
+        # A blob no DPAPI key opens: on Windows too, where this account would decrypt its own token.
+        $doc.token.value = [Convert]::ToBase64String([byte[]](1..64))
         $doc | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $setup.Config -Encoding utf8
         $result = Invoke-TaskScript -ConfigPath $setup.Config
         $result.ExitCode | Should -Be 3 -Because $result.Output
@@ -270,6 +296,22 @@ Describe 'Task definitions' {
         $arguments | Should -Not -Match 'Modules[\\/]XFlowDelivery'
     }
 
+    It '-TaskPath: the folder in the one form the Task Scheduler API takes, the task''s URI in it, and a path that names no folder refused' {
+        $good = [ordered]@{ '\XFlowDelivery\' = '\XFlowDelivery'; 'XFlowDelivery' = '\XFlowDelivery'; '\Kommune\XFlow Løn\' = '\Kommune\XFlow Løn'; '\' = '\' }
+        foreach ($path in $good.Keys) {
+            [XFlowDelivery.XFlowDeliveryTaskDefinition]::TaskFolderFor($path) | Should -Be $good[$path] -Because $path
+        }
+        foreach ($path in '\XFlowDelivery\..\Tests\', '\.\', '\A\\B\', '\\A', '\A:B\', 'A/B', '\A*\', ' ', "\A`tB\") {
+            [XFlowDelivery.XFlowDeliveryTaskDefinition]::TaskFolderFor($path) | Should -BeNullOrEmpty -Because "'$path' names no folder"
+        }
+        $ns = @{ t = 'http://schemas.microsoft.com/windows/2004/02/mit/task' }
+        foreach ($case in @(@{ Folder = '\Kommune\XFlow Løn'; Uri = '\Kommune\XFlow Løn\XFlowDelivery-test' }, @{ Folder = '\'; Uri = '\XFlowDelivery-test' })) {
+            $s = [XFlowDelivery.XFlowTaskSettings]@{ TaskName = 'XFlowDelivery-test'; TaskFolder = $case.Folder; PowerShellPath = 'C:\pwsh.exe'; ConfigPath = 'C:\x.json'; WorkingDirectory = 'C:\'; Account = 'KOMMUNE\svc$' }
+            [xml]$xml = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToTaskSchedulerXml($s)
+            (Select-Xml -Xml $xml -XPath '/t:Task/t:RegistrationInfo/t:URI' -Namespace $ns).Node.InnerText | Should -Be $case.Uri
+        }
+    }
+
     It 'systemd: a oneshot service running the same command as the account, and a 3-minute timer' {
         $s = [XFlowDelivery.XFlowTaskSettings]@{
             PowerShellPath = '/opt/microsoft/powershell/7/pwsh'
@@ -354,11 +396,11 @@ Describe 'The task''s command line, run as systemd and Task Scheduler would run 
 Describe 'Register-XFlowDeliveryTask / Unregister-XFlowDeliveryTask (systemd units in a temp folder; nothing enabled)' {
     BeforeAll {
         $script:Setup = New-TaskSetup
-        $script:Pwsh = [Environment]::ProcessPath
+        $script:Pwsh = (Get-Process -Id $PID).Path
         $script:Units = New-XFlowTestDirectory -Name 'units'
     }
 
-    It '-WhatIf shows the definition and writes nothing' {
+    It '-WhatIf shows the definition and writes nothing (systemd: not on Windows)' -Skip:$script:OnWindows {
         $task = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WhatIf
         $task.Registered | Should -BeFalse
         $task.Definition | Should -Match 'ExecStart='
@@ -366,7 +408,8 @@ Describe 'Register-XFlowDeliveryTask / Unregister-XFlowDeliveryTask (systemd uni
         @(Get-ChildItem -LiteralPath $script:Units).Count | Should -Be 0
     }
 
-    It 'writes the service and timer, is idempotent, replaces only with -Force, and unregisters' {
+    It 'writes the service and timer, is idempotent, replaces only with -Force, and unregisters (systemd: not on Windows)' -Skip:$script:OnWindows {
+        # Skipped on Windows, where the same cmdlets go to Task Scheduler (the block below).
         $task = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WarningAction SilentlyContinue
         $task.Registered | Should -BeTrue
         $service = Join-Path $script:Units 'xflow-delivery.service'
@@ -401,13 +444,154 @@ Describe 'Register-XFlowDeliveryTask / Unregister-XFlowDeliveryTask (systemd uni
     }
 
     It 'refuses a PowerShell path that does not exist (PowerShellNotFound)' {
-        { Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath '/nowhere/pwsh' -UnitDirectory $script:Units -WhatIf } |
+        # A gMSA-style name: on Windows a plain account would need -Credential first.
+        { Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow$' -PowerShellPath '/nowhere/pwsh' -UnitDirectory $script:Units -WhatIf } |
             Should -Throw -ErrorId 'PowerShellNotFound,XFlowDelivery.Cmdlets.RegisterXFlowDeliveryTaskCommand'
+    }
+
+    It 'refuses a -TaskPath that names no Task Scheduler folder (InvalidTaskPath) on every platform, before anything is written' {
+        $units = New-XFlowTestDirectory -Name 'units'
+        $err = { Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $units -TaskPath '\XFlowDelivery\..\Tests\' } |
+            Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be 'InvalidTaskPath,XFlowDelivery.Cmdlets.RegisterXFlowDeliveryTaskCommand'
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.TargetObject | Should -Be '\XFlowDelivery\..\Tests\'
+        $err.Exception.Message | Should -Match 'does not name a Task Scheduler folder'
+        @(Get-ChildItem -LiteralPath $units) | Should -BeNullOrEmpty
+        { Unregister-XFlowDeliveryTask -TaskPath 'XFlowDelivery/Tests' -UnitDirectory $units -Confirm:$false } |
+            Should -Throw -ErrorId 'InvalidTaskPath,XFlowDelivery.Cmdlets.UnregisterXFlowDeliveryTaskCommand'
     }
 
     It 'completes -LogonType from a fixed set' {
         $line = 'Register-XFlowDeliveryTask -LogonType '
         $completions = TabExpansion2 -inputScript $line -cursorColumn $line.Length
         @($completions.CompletionMatches.CompletionText) | Should -Be @('Password', 'S4U')
+    }
+}
+
+Describe 'Task Scheduler and the Application log (Windows only, as administrator: a task folder of its own, the event source)' {
+    BeforeAll {
+        if ($script:Elevated) {
+            $script:Me = [Security.Principal.WindowsIdentity]::GetCurrent()
+            # A folder of its own: nothing in \XFlowDelivery\ is touched, and the whole folder goes afterwards.
+            $script:TestFolder = '\XFlowDeliveryTests-' + [Guid]::NewGuid().ToString('N').Substring(0, 12)
+            $script:TestTask = 'XFlowDeliveryTest'
+            $script:SourceExisted = [Diagnostics.EventLog]::SourceExists('XFlowDelivery')
+            # S4U lets the task run as the current user without a password; it cannot decrypt a
+            # CurrentUser token, so the token is protected for this computer, as the cmdlet demands.
+            $script:WinSetup = New-TaskSetup -Extra @{ Scope = 'LocalMachine'; ServiceAccount = $script:Me.Name }
+            $script:Registered = Register-XFlowDeliveryTask -ConfigPath $script:WinSetup.Config -Account $script:Me.Name -LogonType S4U `
+                -TaskName $script:TestTask -TaskPath "$($script:TestFolder)\" -WarningAction SilentlyContinue
+            $script:TaskNs = @{ t = 'http://schemas.microsoft.com/windows/2004/02/mit/task' }
+
+            function script:Get-Sid {
+                # Task Scheduler gives an account as a name or as a SID string.
+                param([string]$Account)
+                if ($Account -match '^S-1-') { return $Account }
+                ([Security.Principal.NTAccount]$Account).Translate([Security.Principal.SecurityIdentifier]).Value
+            }
+        }
+    }
+
+    AfterAll {
+        if ($script:Elevated) {
+            # Even after a failure: the task, its folder, and the event source if this block created it.
+            Unregister-ScheduledTask -TaskPath "$($script:TestFolder)\" -TaskName $script:TestTask -Confirm:$false -ErrorAction SilentlyContinue
+            $service = New-Object -ComObject Schedule.Service
+            $service.Connect()
+            try { $service.GetFolder('\').DeleteFolder($script:TestFolder.TrimStart('\'), 0) }
+            catch { Write-Warning "The test task folder $($script:TestFolder) could not be removed: $($_.Exception.Message)" }
+            if (-not $script:SourceExisted -and [Diagnostics.EventLog]::SourceExists('XFlowDelivery')) {
+                [Diagnostics.EventLog]::DeleteEventSource('XFlowDelivery')
+            }
+        }
+    }
+
+    It 'Register-XFlowDeliveryTask -TaskPath registers the task in that folder as the current user (S4U); Get-ScheduledTask and Export-ScheduledTask read back every 3 minutes without end, IgnoreNew, the account, the logon type and the action that finds the module by name (Windows only, as administrator: Task Scheduler)' -Skip:(-not $script:Elevated) {
+        $script:Registered.Registered | Should -BeTrue
+        $script:Registered.Name | Should -Be "$($script:TestFolder)\$($script:TestTask)"
+        $defined = (Select-Xml -Content $script:Registered.Definition -XPath '/t:Task/t:Actions/t:Exec' -Namespace $script:TaskNs).Node
+
+        $task = Get-ScheduledTask -TaskPath "$($script:TestFolder)\" -TaskName $script:TestTask
+        $task.TaskPath | Should -Be "$($script:TestFolder)\"
+        Get-Sid $task.Principal.UserId | Should -Be $script:Me.User.Value
+        "$($task.Principal.LogonType)" | Should -Be 'S4U'
+        "$($task.Principal.RunLevel)" | Should -Be 'Limited'
+        "$($task.Settings.MultipleInstances)" | Should -Be 'IgnoreNew'
+        $task.Settings.ExecutionTimeLimit | Should -Be 'PT15M'
+        @($task.Triggers).Count | Should -Be 1
+        $task.Triggers[0].Repetition.Interval | Should -Be 'PT3M'
+        $task.Triggers[0].Repetition.Duration | Should -BeNullOrEmpty -Because 'it repeats without end'
+        @($task.Actions).Count | Should -Be 1
+        $task.Actions[0].Execute | Should -Be $defined.Command
+        $task.Actions[0].Arguments | Should -Be $defined.Arguments
+        $task.Actions[0].WorkingDirectory | Should -Be (Split-Path -Parent $script:Registered.ConfigPath)
+
+        [xml]$exported = Export-ScheduledTask -TaskPath "$($script:TestFolder)\" -TaskName $script:TestTask
+        $one = { param($xpath) (Select-Xml -Xml $exported -XPath $xpath -Namespace $script:TaskNs).Node }
+        (& $one '/t:Task/t:RegistrationInfo/t:URI').InnerText | Should -Be "$($script:TestFolder)\$($script:TestTask)"
+        (& $one '/t:Task/t:Triggers/t:TimeTrigger/t:Repetition/t:Interval').InnerText | Should -Be 'PT3M'
+        & $one '/t:Task/t:Triggers/t:TimeTrigger/t:Repetition/t:Duration' | Should -BeNullOrEmpty -Because 'no Duration: it repeats without end'
+        (& $one '/t:Task/t:Settings/t:MultipleInstancesPolicy').InnerText | Should -Be 'IgnoreNew'
+        Get-Sid (& $one '/t:Task/t:Principals/t:Principal/t:UserId').InnerText | Should -Be $script:Me.User.Value
+        (& $one '/t:Task/t:Principals/t:Principal/t:LogonType').InnerText | Should -Be 'S4U'
+        (& $one '/t:Task/t:Principals/t:Principal/t:RunLevel').InnerText | Should -Be 'LeastPrivilege'
+        $exec = & $one '/t:Task/t:Actions/t:Exec'
+        $exec.Command | Should -Be $defined.Command
+        Test-Path -LiteralPath $exec.Command | Should -BeTrue
+        # No path into a version folder: the module is looked up by name at every run.
+        $exec.Arguments | Should -BeLike '-NoProfile -NonInteractive -Command "*"'
+        $exec.Arguments | Should -Match ([regex]::Escape('Get-Module -ListAvailable -Name XFlowDelivery'))
+        $exec.Arguments | Should -Match ([regex]::Escape("-ConfigPath '$($script:Registered.ConfigPath)'"))
+        $exec.Arguments | Should -Match 'exit \$LASTEXITCODE"$'
+
+        # Registering again without -Force leaves it as it is, and says so.
+        $again = Register-XFlowDeliveryTask -ConfigPath $script:WinSetup.Config -Account $script:Me.Name -LogonType S4U `
+            -TaskName $script:TestTask -TaskPath "$($script:TestFolder)\" -WarningVariable warnings -WarningAction SilentlyContinue
+        $again.Registered | Should -BeFalse
+        ($warnings -join ' ') | Should -Match 'already exists.*-Force'
+    }
+
+    It 'each run of the entry script writes exactly one event to the Application log, source XFlowDelivery, id 100 + exit code: 100 after a delivery, 102 for a missing configuration file (Windows only, as administrator: the event source)' -Skip:(-not $script:Elevated) {
+        # Register-XFlowDeliveryTask (BeforeAll) registered the source, as it does for an administrator.
+        [Diagnostics.EventLog]::SourceExists('XFlowDelivery') | Should -BeTrue
+        [Diagnostics.EventLog]::LogNameFromSourceName('XFlowDelivery', '.') | Should -Be 'Application'
+        Reset-XFlowSim -Sim $script:Sim
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
+        $missing = Join-Path $script:WinSetup.Root ('missing-' + [Guid]::NewGuid().ToString('N') + '.json')
+        foreach ($case in @(
+                @{ Config = $script:WinSetup.Config; ExitCode = 0; Level = 4; Says = 'Succeeded; 1 delivered' }
+                @{ Config = $missing; ExitCode = 2; Level = 2; Says = 'did not start' })) {
+            $since = Get-Date
+            # The token is protected for this computer (LocalMachine): the run decrypts it, as the task would.
+            $run = Invoke-TaskScript -ConfigPath $case.Config
+            $run.ExitCode | Should -Be $case.ExitCode -Because $run.Output
+            $line = @(($run.Output -split "`r?`n") | Where-Object { $_ -like 'XFlowDelivery run *' })
+            $line.Count | Should -Be 1 -Because $run.Output
+            $line[0] | Should -Match ([regex]::Escape($case.Says))
+            $filter = @{ LogName = 'Application'; ProviderName = 'XFlowDelivery'; StartTime = $since }
+            # The entry is written before the process ends; give the event log a moment to serve it.
+            $deadline = (Get-Date).AddSeconds(15)
+            do {
+                $events = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue)
+                if ($events.Count -gt 0) { break }
+                Start-Sleep -Milliseconds 250
+            } while ((Get-Date) -lt $deadline)
+            Start-Sleep -Seconds 1
+            $events = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue -ErrorVariable queryErrors)
+            $events.Count | Should -Be 1 -Because "one run, one event (exit code $($case.ExitCode)) $queryErrors"
+            $events[0].Id | Should -Be (100 + $case.ExitCode)
+            $events[0].Level | Should -Be $case.Level
+            $events[0].Message.Trim() | Should -Be $line[0].Trim()
+            $events[0].Message.Contains($script:Sim.Token) | Should -BeFalse
+        }
+    }
+
+    It 'Unregister-XFlowDeliveryTask -TaskPath removes the task, keeps the event source, and removing it again is not an error (Windows only, as administrator: Task Scheduler)' -Skip:(-not $script:Elevated) {
+        Get-ScheduledTask -TaskPath "$($script:TestFolder)\" -TaskName $script:TestTask | Should -Not -BeNullOrEmpty
+        Unregister-XFlowDeliveryTask -TaskName $script:TestTask -TaskPath "$($script:TestFolder)\" -Confirm:$false
+        @(Get-ScheduledTask -TaskPath "$($script:TestFolder)\" -TaskName $script:TestTask -ErrorAction SilentlyContinue) | Should -BeNullOrEmpty
+        { Unregister-XFlowDeliveryTask -TaskName $script:TestTask -TaskPath "$($script:TestFolder)\" -Confirm:$false } | Should -Not -Throw
+        [Diagnostics.EventLog]::SourceExists('XFlowDelivery') | Should -BeTrue -Because 'history stays readable'
     }
 }

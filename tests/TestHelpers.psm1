@@ -88,6 +88,13 @@ function Stop-XFlowProcessTree {
     else { $Process.Kill($true) }
 }
 
+function Test-XFlowWindowsAdministrator {
+    # Windows, in an elevated administrator's process: what registering a scheduled task and creating
+    # an event source need.
+    if (-not ($script:Desktop -or $IsWindows)) { return $false }
+    ([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent()).IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
+}
+
 function Get-XFlowPwshCommand {
     # How to start another PowerShell like this one: powershell.exe under Windows PowerShell 5.1;
     # under `dotnet pwsh` (local .NET tool) the process is dotnet itself running pwsh.dll.

@@ -51,6 +51,74 @@ Describe 'Native library (pure logic, every platform)' {
     }
 }
 
+Describe 'The native engine from a module folder whose path holds Løn and spaces (a copy imported in a child PowerShell)' {
+    BeforeAll {
+        # Where an administrator may well put it: a Danish folder name, spaces; the state folder beside it.
+        $odd = Join-Path (Join-Path $script:Work 'Løn og Prisme') 'Moduler med mellemrum'
+        New-Item -ItemType Directory -Path $odd -Force | Out-Null
+        Copy-Item -LiteralPath $script:ModuleDir -Destination $odd -Recurse
+        $script:OddModule = Join-Path $odd 'XFlowDelivery'
+        $script:OddState = Join-Path (Join-Path $script:Work 'Løn og Prisme') 'tom tilstand'
+        New-Item -ItemType Directory -Path $script:OddState | Out-Null
+        # The library as this process loaded it: <os>-<arch> folder and file name, the same in the copy.
+        $loaded = @([Diagnostics.Process]::GetCurrentProcess().Modules | Where-Object ModuleName -Like 'xflow_delivery*')[0].FileName
+        $oddNative = Join-Path (Join-Path $script:OddModule (Split-Path -Leaf (Split-Path -Parent $loaded))) (Split-Path -Leaf $loaded)
+        # Compared by their tails below the work folder: a temp folder may come back in its 8.3
+        # form (C:\Users\RUNNER~1), the folders made here never do.
+        $script:OddModuleTail = $script:OddModule.Substring($script:Work.Length)
+        $script:OddNativeTail = $oddNative.Substring($script:Work.Length)
+        $script:Probe = Join-Path $script:Work 'probe-native.ps1'
+        # ASCII only (Windows PowerShell 5.1 reads a script without BOM in the ANSI code page); the
+        # paths leave escaped, so no console code page can change them on the way.
+        Set-Content -LiteralPath $script:Probe -Encoding ascii -Value @'
+param($Manifest, $StatePath)
+$ErrorActionPreference = 'Stop'
+Import-Module $Manifest
+$status = Get-XFlowDeliveryStatus -StatePath $StatePath -WarningAction SilentlyContinue
+'EDITION=' + $PSVersionTable.PSEdition
+'STATUS=' + ($null -ne $status) + ' NEVERRUN=' + ($null -eq $status.LastRun)
+foreach ($m in [Diagnostics.Process]::GetCurrentProcess().Modules) {
+    if ($m.ModuleName -like 'xflow_delivery*') { 'NATIVE=' + [Uri]::EscapeDataString($m.FileName) }
+}
+'MODULEBASE=' + [Uri]::EscapeDataString((Get-Module XFlowDelivery).ModuleBase)
+'@
+
+        function script:Assert-NativeFromOddPath {
+            # Runs the probe in the given PowerShell (PSModulePath left to it) and checks that the
+            # engine answered and that the library came from the copy, not from out/.
+            param([string]$FilePath, [string[]]$Prefix = @(), [string]$Edition)
+            $result = Invoke-XFlowProcess -FilePath $FilePath -Environment @{ PSModulePath = $null } -ArgumentList (@($Prefix) +
+                @('-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', $script:Probe, (Join-Path $script:OddModule 'XFlowDelivery.psd1'), $script:OddState))
+            $result.ExitCode | Should -Be 0 -Because $result.Output
+            $result.Output | Should -Match "(?m)^EDITION=$Edition\r?$"
+            $result.Output | Should -Match '(?m)^STATUS=True NEVERRUN=True\r?$'
+            $native = @([regex]::Matches($result.Output, '(?m)^NATIVE=(\S+)') | ForEach-Object { [Uri]::UnescapeDataString($_.Groups[1].Value) })
+            $native.Count | Should -Be 1 -Because "one engine in the process:`n$($result.Output)"
+            $native[0] | Should -BeLike ('*' + $script:OddNativeTail)
+            $base = [Uri]::UnescapeDataString(([regex]::Match($result.Output, '(?m)^MODULEBASE=(\S+)')).Groups[1].Value)
+            $base | Should -BeLike ('*' + $script:OddModuleTail)
+        }
+    }
+
+    It 'PowerShell 7 (pwsh) imports it, the engine answers Get-XFlowDeliveryStatus, and the library is the copy''s' {
+        # Runs on every platform. Under Windows PowerShell 5.1 the pwsh on PATH is used.
+        if ($PSVersionTable.PSEdition -eq 'Core') {
+            $pwsh = Get-XFlowPwshCommand
+            Assert-NativeFromOddPath -FilePath $pwsh.FilePath -Prefix $pwsh.Prefix -Edition 'Core'
+        }
+        else {
+            $pwsh = Get-Command pwsh.exe -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+            if (-not $pwsh) { Set-ItResult -Skipped -Because 'Windows PowerShell 5.1 runs these tests and no pwsh.exe is on PATH' ; return }
+            Assert-NativeFromOddPath -FilePath $pwsh.Source -Edition 'Core'
+        }
+    }
+
+    It 'Windows PowerShell 5.1 (powershell.exe) imports it, the engine answers Get-XFlowDeliveryStatus, and the library is the copy''s (Windows only: Windows PowerShell)' -Skip:(-not $script:OnWindows) {
+        # Skipped off Windows: Windows PowerShell exists only there.
+        Assert-NativeFromOddPath -FilePath (Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe') -Edition 'Desktop'
+    }
+}
+
 Describe 'Windows prerequisites (pure logic, every platform)' {
     It 'names the .NET Framework version of a Release value' {
         Invoke-Internal 'WindowsPrerequisites' 'FrameworkVersion' @(393295) | Should -Be '4.6'

@@ -1,5 +1,6 @@
 using System;
 using System.Globalization;
+using System.Linq;
 using System.Text;
 using System.Xml.Linq;
 
@@ -8,8 +9,10 @@ namespace XFlowDelivery
     /// <summary>What the scheduled task runs, as whom and how often. Register-XFlowDeliveryTask fills it.</summary>
     public sealed class XFlowTaskSettings
     {
-        /// <summary>The task's name in \XFlowDelivery\ (Windows) and its units' name (Linux): one per installation.</summary>
+        /// <summary>The task's name in its Task Scheduler folder (Windows) and its units' name (Linux): one per installation.</summary>
         public string TaskName { get; set; } = XFlowDeliveryTaskDefinition.TaskName;
+        /// <summary>The Task Scheduler folder (Windows), as TaskFolderFor gives it: \XFlowDelivery unless -TaskPath.</summary>
+        public string TaskFolder { get; set; } = XFlowDeliveryTaskDefinition.TaskFolder;
         /// <summary>Full path of pwsh.exe / powershell.exe (Windows) or pwsh (Linux).</summary>
         public string PowerShellPath { get; set; } = "";
         public string ConfigPath { get; set; } = "";
@@ -37,8 +40,31 @@ namespace XFlowDelivery
         public const string ServiceUnit = "xflow-delivery.service";
         public const string TimerUnit = "xflow-delivery.timer";
 
-        /// <summary>The Task Scheduler path of the task named <paramref name="taskName"/>.</summary>
-        public static string TaskPathFor(string taskName) => TaskFolder + "\\" + taskName;
+        /// <summary>The Task Scheduler path of the task named <paramref name="taskName"/> in <paramref name="taskFolder"/> (\ is the root).</summary>
+        public static string TaskPathFor(string taskFolder, string taskName) => (taskFolder == "\\" ? "" : taskFolder) + "\\" + taskName;
+
+        /// <summary>
+        /// A Task Scheduler folder as -TaskPath takes it (\Folder\, \Folder, Folder\Sub, \ for the
+        /// root) in the one form the Task Scheduler API is given: a leading backslash and none at the
+        /// end. Null when it cannot name a folder: an empty segment, . or .. (the API refuses both),
+        /// or a character a file name cannot hold (Task Scheduler keeps each folder as a directory
+        /// under %SystemRoot%\System32\Tasks).
+        /// </summary>
+        public static string? TaskFolderFor(string taskPath)
+        {
+            var trimmed = taskPath.Trim();
+            if (trimmed == "\\") return "\\";
+            if (trimmed.StartsWith("\\", StringComparison.Ordinal)) trimmed = trimmed.Substring(1);
+            if (trimmed.EndsWith("\\", StringComparison.Ordinal)) trimmed = trimmed.Substring(0, trimmed.Length - 1);
+            var segments = trimmed.Split('\\');
+            foreach (var segment in segments)
+            {
+                if (segment.Trim().Length == 0 || segment == "." || segment == ".." || segment.IndexOfAny(InvalidFolderChars) >= 0) return null;
+            }
+            return "\\" + string.Join("\\", segments);
+        }
+
+        private static readonly char[] InvalidFolderChars = "<>:\"/|?*".Concat(Enumerable.Range(0, 32).Select(i => (char)i)).ToArray();
 
         /// <summary>systemd unit names: XFlowDelivery → xflow-delivery, XFlowDelivery-test → xflow-delivery-test, Prod → xflow-delivery-prod.</summary>
         public static string UnitBaseName(string taskName)
@@ -89,7 +115,7 @@ namespace XFlowDelivery
                     E("RegistrationInfo",
                         E("Author", "XFlowDelivery"),
                         E("Description", "Fetches XFlow deliveries into the SD Løn and Prisme import folders. Exit codes: see docs/monitoring.md of the XFlowDelivery module."),
-                        E("URI", TaskPathFor(s.TaskName))),
+                        E("URI", TaskPathFor(s.TaskFolder, s.TaskName))),
                     E("Triggers",
                         E("TimeTrigger",
                             // No Duration in Repetition: it repeats without end.

@@ -66,12 +66,18 @@ namespace XFlowDelivery.Cmdlets
         [ValidatePattern(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
         public string? TaskName { get; set; }
 
+        /// <summary>Windows only: the Task Scheduler folder the task goes into (default \XFlowDelivery\; created when missing), such as \Kommune\XFlowDelivery\, or a folder of its own for a trial registration. Give the same -TaskPath to Unregister-XFlowDeliveryTask.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string TaskPath { get; set; } = XFlowDeliveryTaskDefinition.TaskFolder + "\\";
+
         /// <summary>Replace an existing registration.</summary>
         [Parameter]
         public SwitchParameter Force { get; set; }
 
         protected override void ProcessRecord()
         {
+            var taskFolder = TaskFolderFrom(TaskPath);
             var config = LoadConfig(ConfigPath, out var configFile);
             var account = ParameterSetName == CredentialSet ? Credential.UserName.TrimStart('\\') : Account;
             bool windows = NativeLibraryLoader.IsWindows;
@@ -111,6 +117,7 @@ namespace XFlowDelivery.Cmdlets
             var settings = new XFlowTaskSettings
             {
                 TaskName = taskName,
+                TaskFolder = taskFolder,
                 PowerShellPath = FindPowerShell(windows),
                 ConfigPath = configFile,
                 WorkingDirectory = Path.GetDirectoryName(configFile)!,
@@ -234,7 +241,7 @@ namespace XFlowDelivery.Cmdlets
         private XFlowDeliveryTask RegisterWindows(XFlowTaskSettings s, bool gmsa)
         {
             var xml = XFlowDeliveryTaskDefinition.ToTaskSchedulerXml(s);
-            var path = XFlowDeliveryTaskDefinition.TaskPathFor(s.TaskName);
+            var path = XFlowDeliveryTaskDefinition.TaskPathFor(s.TaskFolder, s.TaskName);
             var task = Describe(s, path, "TaskScheduler", path, xml);
             if (!ShouldProcess($"Register scheduled task {task.Name} as {s.Account} ({s.LogonType}), every {s.IntervalMinutes} minutes, from this definition:\n{xml}",
                     $"Register scheduled task {task.Name} as {s.Account}?", "Register-XFlowDeliveryTask"))
@@ -243,13 +250,13 @@ namespace XFlowDelivery.Cmdlets
             }
             try
             {
-                if (TaskScheduler.Exists(s.TaskName) && !Force)
+                if (TaskScheduler.Exists(s.TaskFolder, s.TaskName) && !Force)
                 {
                     WriteWarning($"The scheduled task {task.Name} already exists and was left as it is; use -Force to replace it.");
                     return task;
                 }
                 string? password = ParameterSetName == CredentialSet && !gmsa ? Credential.GetNetworkCredential().Password : null;
-                TaskScheduler.Register(s.TaskName, xml, s.Account, password, s.LogonType);
+                TaskScheduler.Register(s.TaskFolder, s.TaskName, xml, s.Account, password, s.LogonType);
                 task.Registered = true;
             }
             catch (Exception ex) when (ex is System.Reflection.TargetInvocationException || ex is System.Runtime.InteropServices.COMException || ex is UnauthorizedAccessException)

@@ -38,9 +38,10 @@ namespace XFlowDelivery.Cmdlets
             }
         }
 
-        internal static bool Exists(string taskName)
+        /// <param name="taskFolder">As XFlowDeliveryTaskDefinition.TaskFolderFor gives it.</param>
+        internal static bool Exists(string taskFolder, string taskName)
         {
-            var folder = Folder(Connect(), XFlowDeliveryTaskDefinition.TaskFolder);
+            var folder = Folder(Connect(), taskFolder);
             if (folder == null) return false;
             try
             {
@@ -54,19 +55,20 @@ namespace XFlowDelivery.Cmdlets
         }
 
         /// <param name="password">null for a gMSA (name$) and for S4U.</param>
-        internal static void Register(string taskName, string xml, string account, string? password, string logonType)
+        internal static void Register(string taskFolder, string taskName, string xml, string account, string? password, string logonType)
         {
             var service = Connect();
-            var folder = Folder(service, XFlowDeliveryTaskDefinition.TaskFolder)
-                         ?? Call(Call(service, "GetFolder", "\\"), "CreateFolder", XFlowDeliveryTaskDefinition.TaskFolder.TrimStart('\\'), null);
+            // CreateFolder makes every missing folder of a nested path.
+            var folder = Folder(service, taskFolder)
+                         ?? Call(Call(service, "GetFolder", "\\"), "CreateFolder", taskFolder.TrimStart('\\'), null);
             int logon = logonType == "S4U" ? TASK_LOGON_S4U : TASK_LOGON_PASSWORD;
             Call(folder, "RegisterTask", taskName, xml, TASK_CREATE_OR_UPDATE, account, password, logon, null);
         }
 
-        internal static void Unregister(string taskName)
+        internal static void Unregister(string taskFolder, string taskName)
         {
             var service = Connect();
-            var folder = Folder(service, XFlowDeliveryTaskDefinition.TaskFolder);
+            var folder = Folder(service, taskFolder);
             if (folder == null) return;
             Call(folder, "DeleteTask", taskName, 0);
         }

@@ -6,7 +6,7 @@ using XFlowDelivery.Native;
 namespace XFlowDelivery.Cmdlets
 {
     /// <summary>
-    /// <para type="synopsis">Removes the scheduled task \XFlowDelivery\XFlowDelivery (or the one named by -TaskName) on Windows, or its systemd service and timer on Linux. Nothing registered is not an error.</para>
+    /// <para type="synopsis">Removes the scheduled task \XFlowDelivery\XFlowDelivery (or the one named by -TaskName and -TaskPath) on Windows, or its systemd service and timer on Linux. Nothing registered is not an error.</para>
     /// </summary>
     [Cmdlet(VerbsLifecycle.Unregister, "XFlowDeliveryTask", SupportsShouldProcess = true)]
     public sealed class UnregisterXFlowDeliveryTaskCommand : XFlowCmdletBase
@@ -16,6 +16,11 @@ namespace XFlowDelivery.Cmdlets
         [ValidatePattern(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
         public string TaskName { get; set; } = XFlowDeliveryTaskDefinition.TaskName;
 
+        /// <summary>Windows only: the Task Scheduler folder, as Register-XFlowDeliveryTask -TaskPath gave it (default \XFlowDelivery\).</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string TaskPath { get; set; } = XFlowDeliveryTaskDefinition.TaskFolder + "\\";
+
         /// <summary>Linux: the folder the units were written to (default /etc/systemd/system).</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
@@ -23,9 +28,10 @@ namespace XFlowDelivery.Cmdlets
 
         protected override void ProcessRecord()
         {
+            var taskFolder = TaskFolderFrom(TaskPath);
             if (NativeLibraryLoader.IsWindows)
             {
-                UnregisterWindows();
+                UnregisterWindows(taskFolder);
                 return;
             }
             var directory = UnitDirectory == null ? RegisterXFlowDeliveryTaskCommand.DefaultUnitDirectory : ResolvePath(UnitDirectory, nameof(UnitDirectory));
@@ -57,18 +63,18 @@ namespace XFlowDelivery.Cmdlets
         }
 
         // NOT RUN HERE (Windows only).
-        private void UnregisterWindows()
+        private void UnregisterWindows(string taskFolder)
         {
-            var path = XFlowDeliveryTaskDefinition.TaskPathFor(TaskName);
+            var path = XFlowDeliveryTaskDefinition.TaskPathFor(taskFolder, TaskName);
             try
             {
-                if (!TaskScheduler.Exists(TaskName))
+                if (!TaskScheduler.Exists(taskFolder, TaskName))
                 {
                     WriteVerbose($"The scheduled task {path} does not exist: nothing to remove.");
                     return;
                 }
                 if (!ShouldProcess(path, "Unregister scheduled task")) return;
-                TaskScheduler.Unregister(TaskName);
+                TaskScheduler.Unregister(taskFolder, TaskName);
             }
             catch (Exception ex) when (ex is System.Reflection.TargetInvocationException || ex is System.Runtime.InteropServices.COMException || ex is UnauthorizedAccessException)
             {

@@ -31,6 +31,18 @@ namespace XFlowDelivery.Cmdlets
         protected void Fail(string errorId, ErrorCategory category, string message, object? target) =>
             ThrowTerminatingError(ErrorMapping.FromCmdlet(errorId, category, message, target));
 
+        /// <summary>-TaskPath of the task cmdlets as the Task Scheduler API takes it; InvalidTaskPath when it names no folder.</summary>
+        private protected string TaskFolderFrom(string taskPath)
+        {
+            var folder = XFlowDeliveryTaskDefinition.TaskFolderFor(taskPath);
+            if (folder == null)
+            {
+                Fail("InvalidTaskPath", ErrorCategory.InvalidArgument,
+                    $"-TaskPath '{taskPath}' does not name a Task Scheduler folder: give folder names separated by backslashes, such as \\XFlowDelivery\\ or \\Kommune\\XFlowDelivery\\, without empty names, . or .., or any of < > : \" / | ? *.", taskPath);
+            }
+            return folder!;
+        }
+
         /// <summary>
         /// A file system path, made absolute against PowerShell's current location (not the process
         /// working directory); ErrorId InvalidPath for other providers or unusable input.
