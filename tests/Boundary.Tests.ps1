@@ -125,6 +125,110 @@ Describe 'Noncharacters and lone surrogates from the server, end to end' {
     }
 }
 
+Describe 'A delivery id with a lone surrogate: refused by name, never acknowledged under another id' {
+    # JSON lets an id hold a lone surrogate (\ud800), which no Rust string can hold: read with
+    # U+FFFD in its place, "twin\ud800" would become "twin<U+FFFD>", the id of another delivery.
+    BeforeAll {
+        $script:Fffd = [string][char]0xFFFD
+        $script:Twins = @(
+            @{ Id = 'twin{lone-surrogate:d800}'; System = 'SDLoen'; Name = 'lone.csv'; Bytes = [Text.Encoding]::UTF8.GetBytes("lone;1`r`n") }
+            @{ Id = "twin$script:Fffd"; System = 'SDLoen'; Name = 'twin.csv'; Bytes = [Text.Encoding]::UTF8.GetBytes("twin;2`r`n") }
+            @{ Id = 'plain'; System = 'Prisme'; Name = 'plain.txt'; Bytes = [Text.Encoding]::UTF8.GetBytes("plain;3`r`n") }
+        )
+
+        function script:Add-Twins {
+            $list = foreach ($t in $script:Twins) {
+                @{ id = $t.Id; system = $t.System; fileName = $t.Name; contentBase64 = [Convert]::ToBase64String($t.Bytes) }
+            }
+            Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'deliveries' -Body @{ deliveries = @($list) } | Out-Null
+        }
+
+        function script:Invoke-Params {
+            # Invoke-XFlowDelivery with explicit parameters; what Invoke-Collect returns.
+            param([hashtable]$Params)
+            $terminating = $null
+            $out = @()
+            try { $out = @(Invoke-XFlowDelivery @Params -ErrorVariable runErrors -ErrorAction SilentlyContinue -WarningAction SilentlyContinue) }
+            catch { $terminating = $_ }
+            [pscustomobject]@{
+                Files       = @($out | Where-Object { $_ -is [XFlowDelivery.Model.XFlowDeliveredFile] })
+                Summary     = @($out | Where-Object { $_ -is [XFlowDelivery.Model.XFlowRunSummary] })
+                Errors      = @(Select-XFlowNonTerminatingError -Collected @($runErrors) -Terminating $terminating)
+                Terminating = $terminating
+            }
+        }
+
+        function script:Assert-Refused {
+            # One UnreadableDeliveryId for the lone-surrogate delivery, nothing else failed.
+            param($Run, [string]$Kept)
+            $Run.Terminating | Should -BeNullOrEmpty
+            @($Run.Errors).Count | Should -Be 1
+            $Run.Errors[0].FullyQualifiedErrorId | Should -BeLike 'UnreadableDeliveryId,*'
+            $Run.Errors[0].CategoryInfo.Category | Should -Be 'InvalidData'
+            $Run.Errors[0].TargetObject | Should -BeExactly "twin$script:Fffd"
+            $Run.Errors[0].Exception.Message | Should -BeLike "*lone surrogate*$Kept*"
+            $Run.Summary[0].Outcome | Should -Be 'CompletedWithErrors'
+            $Run.Summary[0].Failed | Should -Be 1
+        }
+    }
+
+    It 'ack mode Ack: the other two are delivered and acknowledged, it stays pending on the server, run after run' {
+        Reset-XFlowSim -Sim $script:Sim
+        Add-Twins
+        $f = New-XFlowRunFolders -Parent $script:Work
+        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f
+
+        $run = Invoke-Params $params
+        Assert-Refused $run -Kept 'stays pending on the server'
+        $run.Summary[0].Delivered | Should -Be 2
+        @($run.Files.Id | Sort-Object) | Should -BeExactly @('plain', "twin$script:Fffd")
+        [IO.File]::ReadAllBytes((Join-Path $f.SdLoen 'twin.csv')) | Should -Be $script:Twins[1].Bytes
+        Test-Path -LiteralPath (Join-Path $f.SdLoen 'lone.csv') | Should -BeFalse
+        $sim = Get-XFlowSimDeliveries -Sim $script:Sim
+        $lone = @($sim | Where-Object id -EQ $script:Twins[0].Id)
+        $lone.state | Should -Be 'handedOut' -Because 'it is pending on the server: handed out, never acknowledged'
+        $lone.ackCount | Should -Be 0
+        (@($sim | Where-Object id -EQ "twin$script:Fffd")).state | Should -Be 'acked'
+
+        $history = @(Get-XFlowDeliveryHistory -StatePath $f.State)
+        @($history.Id | Sort-Object) | Should -BeExactly @('plain', "twin$script:Fffd")
+        @($history | Where-Object RequestedName -EQ 'lone.csv').Count | Should -Be 0 -Because 'nothing is journaled under a changed id'
+        $status = Get-XFlowDeliveryStatus -StatePath $f.State
+        $status.LastRun.Outcome | Should -Be 'CompletedWithErrors'
+        $status.LastRun.Failed | Should -Be 1
+        $status.Healthy | Should -BeFalse
+
+        # The next run meets it again and refuses it again; nothing is written twice.
+        $again = Invoke-Params $params
+        Assert-Refused $again -Kept 'stays pending on the server'
+        $again.Files | Should -BeNullOrEmpty
+        (@(Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object id -EQ $script:Twins[0].Id)).ackCount | Should -Be 0
+    }
+
+    It 'ack mode None: the page that brought it stays in the spool as the server sent it' {
+        Reset-XFlowSim -Sim $script:Sim
+        Invoke-XFlowSimControl -Sim $script:Sim -Method PUT -Path 'settings' -Body @{ mode = 'None' } | Out-Null
+        Add-Twins
+        $f = New-XFlowRunFolders -Parent $script:Work
+        $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f -Extra @{ AckMode = 'None' }
+
+        $run = Invoke-Params $params
+        Assert-Refused $run -Kept 'stays in*spool*'
+        @($run.Files.Id | Sort-Object) | Should -BeExactly @('plain', "twin$script:Fffd")
+        Test-Path -LiteralPath (Join-Path $f.SdLoen 'lone.csv') | Should -BeFalse
+        $spooled = @(Get-ChildItem -LiteralPath (Join-Path $f.State 'spool') -Filter 'page-*.json')
+        $spooled.Count | Should -Be 1
+        [IO.File]::ReadAllText($spooled[0].FullName) | Should -BeLike '*"twin\ud800"*' -Because 'the page is kept exactly as the server sent it'
+        (Get-XFlowDeliveryStatus -StatePath $f.State).InProgress | Should -Be 1
+
+        # Recovery reads the kept page again on the next run: refused again, the others not written again.
+        $again = Invoke-Params $params
+        Assert-Refused $again -Kept 'stays in*spool*'
+        $again.Files | Should -BeNullOrEmpty
+        @(Get-ChildItem -LiteralPath (Join-Path $f.State 'spool') -Filter 'page-*.json').Count | Should -Be 1
+    }
+}
+
 Describe 'Ctrl+C comes back within 2 seconds' -Skip:$IsWindows {
     # Ctrl+C is a stop of the pipeline: PowerShell.Stop() on a pipeline running in its own
     # runspace here (what the console host does on Ctrl+C), SIGINT to a child pwsh below.

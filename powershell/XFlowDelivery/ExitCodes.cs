@@ -51,6 +51,7 @@ namespace XFlowDelivery
                 case "PublishFailed":
                     return ImportFolder;
                 case "InvalidDelivery":
+                case "UnreadableDeliveryId":
                 case "HashMismatch":
                 case "InvalidContent":
                 case "Quarantined":

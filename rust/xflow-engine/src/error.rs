@@ -37,6 +37,14 @@ pub enum EngineError {
     #[error("delivery {id}: {reason}")]
     InvalidDelivery { id: String, reason: String },
 
+    #[error(
+        "delivery {id}: its id as the server sent it holds a lone surrogate (a \\u escape such \
+         as \\ud800 that is no character), shown here as U+FFFD. It cannot be recorded or \
+         acknowledged under the id the server knows, so it is not delivered; {kept}. Ask XFlow \
+         to correct the id"
+    )]
+    UnreadableDeliveryId { id: String, kept: String },
+
     #[error("delivery {id}: content sha256 is {actual}, the server announced {expected}")]
     HashMismatch {
         id: String,
@@ -108,6 +116,7 @@ impl EngineError {
             Self::ServerError { .. } => "ServerError",
             Self::ProtocolError { .. } => "ProtocolError",
             Self::InvalidDelivery { .. } => "InvalidDelivery",
+            Self::UnreadableDeliveryId { .. } => "UnreadableDeliveryId",
             Self::HashMismatch { .. } => "HashMismatch",
             Self::InvalidContent { .. } => "InvalidContent",
             Self::Quarantined { .. } => "Quarantined",
@@ -132,6 +141,7 @@ impl EngineError {
             Self::AuthenticationFailed { .. } => "AuthenticationError",
             Self::ProtocolError { .. } => "ProtocolError",
             Self::InvalidDelivery { .. }
+            | Self::UnreadableDeliveryId { .. }
             | Self::HashMismatch { .. }
             | Self::InvalidContent { .. }
             | Self::Quarantined { .. } => "InvalidData",
@@ -156,6 +166,7 @@ impl EngineError {
             | Self::ServerError { url, .. }
             | Self::ProtocolError { url, .. } => Some(url.clone()),
             Self::InvalidDelivery { id, .. }
+            | Self::UnreadableDeliveryId { id, .. }
             | Self::HashMismatch { id, .. }
             | Self::InvalidContent { id, .. }
             | Self::Quarantined { id, .. } => Some(id.clone()),

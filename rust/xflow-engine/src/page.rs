@@ -7,7 +7,7 @@ use crate::config::AckMode;
 use crate::error::{EngineError, Result};
 use crate::events::{DeliveredFile, Event};
 use crate::journal::{Journal, Record, State};
-use crate::protocol::{Client, PageBody, WireDelivery};
+use crate::protocol::{Client, PageBody, WireDelivery, WireId};
 use crate::publishing;
 use crate::quarantine;
 use crate::scope::{Counts, Scope};
@@ -43,6 +43,12 @@ pub(crate) async fn process(
     let mut released = Vec::new();
     let mut held_back = 0;
     for wire in deliveries {
+        if let Some(error) = validate::unreadable_id(scope.cfg, wire, server_keeps_it) {
+            counts.failed += 1;
+            held_back += 1;
+            scope.reporter.send(Event::Error(error.report()));
+            continue;
+        }
         match journal.get(&wire.id)? {
             Some(r) if matches!(r.state, State::Published | State::Acknowledged) => {
                 if source == Source::Fetched {
@@ -130,7 +136,7 @@ fn redelivered(r: &Record) -> String {
 
 /// What a spooled page held, for the run's page loop.
 pub(crate) struct SpooledOutcome {
-    pub ids: Vec<String>,
+    pub ids: Vec<WireId>,
     pub has_more: bool,
 }
 
@@ -187,7 +193,8 @@ fn retire(
     deliveries: &[WireDelivery<'_>],
 ) -> Result<()> {
     for wire in deliveries {
-        if !journal.get(&wire.id)?.is_some_and(|r| r.state.is_final()) {
+        // An unreadable id is never final: the spooled page is all that holds that delivery.
+        if !wire.id.is_faithful() || !journal.get(&wire.id)?.is_some_and(|r| r.state.is_final()) {
             return Ok(());
         }
     }

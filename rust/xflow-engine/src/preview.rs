@@ -38,6 +38,11 @@ pub(crate) async fn run(
     counts.pages += 1;
     let page = body.parse()?;
     for wire in &page.deliveries {
+        if let Some(error) = validate::unreadable_id(cfg, wire, true) {
+            counts.failed += 1;
+            reporter.send(Event::Error(error.report()));
+            continue;
+        }
         let known = match &journal {
             Some(journal) => journal.get(&wire.id)?,
             None => None,

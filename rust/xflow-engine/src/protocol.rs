@@ -20,8 +20,7 @@ use zeroize::Zeroizing;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireDelivery<'a> {
-    #[serde(deserialize_with = "wire_text")]
-    pub id: String,
+    pub id: WireId,
     #[serde(deserialize_with = "wire_text")]
     pub system: String,
     #[serde(default, deserialize_with = "wire_text")]
@@ -34,25 +33,69 @@ pub struct WireDelivery<'a> {
     pub created_at: Option<String>,
 }
 
+/// A delivery id as the server sent it. JSON lets it hold a lone surrogate (`\ud800`), which no
+/// Rust string can: such an id reads with U+FFFD in its place (`wire_text`), which is not the id
+/// the server knows and may be another delivery's. Nothing is journaled or acknowledged under an
+/// id that is not `faithful` (`validate::unreadable_id`), and it never equals a faithful id with
+/// the same text. Derefs to the text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WireId {
+    text: String,
+    faithful: bool,
+}
+
+impl WireId {
+    /// False when the id as sent held a lone surrogate.
+    pub fn is_faithful(&self) -> bool {
+        self.faithful
+    }
+}
+
+impl std::ops::Deref for WireId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for WireId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for WireId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<WireId, D::Error> {
+        let (text, faithful) = d.deserialize_bytes(Text)?;
+        Ok(WireId { text, faithful })
+    }
+}
+
 /// A JSON string from the server. JSON allows a lone surrogate escape (`\ud800`), which no Rust
 /// string can hold and serde_json refuses for a `String`; read as bytes, serde_json hands it over
 /// as WTF-8, and each lone surrogate becomes U+FFFD here instead of failing the page. Bytes that
 /// are not UTF-8 at all are refused, as for any string.
 fn wire_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E>(self, v: &str) -> std::result::Result<String, E> {
-            Ok(v.to_owned())
-        }
-        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<String, E> {
-            from_wtf8(v).ok_or_else(|| E::custom("invalid UTF-8 in a string"))
-        }
+    Ok(d.deserialize_bytes(Text)?.0)
+}
+
+/// The text and whether it came without a lone surrogate.
+struct Text;
+
+impl serde::de::Visitor<'_> for Text {
+    type Value = (String, bool);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
     }
-    d.deserialize_bytes(Text)
+    fn visit_str<E>(self, v: &str) -> std::result::Result<(String, bool), E> {
+        Ok((v.to_owned(), true))
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<(String, bool), E> {
+        // In UTF-8, ED is followed by 80..9F; ED A0..BF only starts a surrogate.
+        let faithful = !v.windows(2).any(|w| w[0] == 0xED && w[1] >= 0xA0);
+        let text = from_wtf8(v).ok_or_else(|| E::custom("invalid UTF-8 in a string"))?;
+        Ok((text, faithful))
+    }
 }
 
 fn optional_wire_text<'de, D: serde::Deserializer<'de>>(
@@ -462,6 +505,14 @@ mod tests {
         .unwrap();
         assert!(!page.has_more);
         assert_eq!(page.deliveries[0].created_at, None);
+        assert!(page.deliveries[0].id.is_faithful());
+        // U+FFFD itself, raw or escaped, is a character like any other.
+        let page: Page = serde_json::from_str(
+            "{\"deliveries\":[{\"id\":\"\\ufffd\u{fffd}\",\"system\":\"Prisme\",\"content\":\"\",\"sha256\":\"x\"}]}",
+        )
+        .unwrap();
+        assert_eq!(&*page.deliveries[0].id, "\u{fffd}\u{fffd}");
+        assert!(page.deliveries[0].id.is_faithful());
     }
 
     #[test]
@@ -473,7 +524,8 @@ mod tests {
                     \"sha256\":\"x\",\"createdAt\":\"\\udbff\"}],\"hasMore\":true}";
         let page: Page = serde_json::from_str(body).unwrap();
         let d = &page.deliveries[0];
-        assert_eq!(d.id, "id\u{fffd}\u{ffff}");
+        assert_eq!(&*d.id, "id\u{fffd}\u{ffff}");
+        assert!(!d.id.is_faithful(), "the server's id is not this text");
         assert_eq!(d.file_name, "a\u{fffd}b\u{1ffff}\u{fffe}");
         assert_eq!(d.created_at.as_deref(), Some("\u{fffd}"));
         assert_eq!(d.content, "eA==");

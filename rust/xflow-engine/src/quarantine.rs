@@ -24,7 +24,7 @@ pub(crate) fn quarantine(
     scope.reporter.send(Event::Error(err.report()));
     let reason = err.to_string();
     let document = serde_json::json!({
-        "id": wire.id,
+        "id": &*wire.id,
         "system": wire.system,
         "fileName": wire.file_name,
         "sha256": wire.sha256,
@@ -36,7 +36,7 @@ pub(crate) fn quarantine(
     });
     let path = state_dir::quarantine(&scope.cfg.state_path, &wire.id, &document)?;
     let record = Record {
-        id: wire.id.clone(),
+        id: wire.id.to_string(),
         // The journal only knows our two systems; an unknown one is kept in the document.
         system: system.unwrap_or(System::SdLoen),
         requested_name: wire.file_name.clone(),

@@ -42,6 +42,34 @@ pub(crate) enum Verdict<'a> {
     NoFolder(System),
 }
 
+/// A delivery whose id held a lone surrogate, refused before anything looks it up: its `id` is
+/// not the server's id and may be another delivery's, so nothing may be journaled, published or
+/// acknowledged under it. Nothing is lost: the server keeps it pending (mode Ack), or its page
+/// stays in the spool, processed again on every run (`page::retire` keeps such a page).
+pub(crate) fn unreadable_id(
+    cfg: &ValidatedConfig,
+    wire: &WireDelivery<'_>,
+    server_keeps_it: bool,
+) -> Option<EngineError> {
+    if wire.id.is_faithful() {
+        return None;
+    }
+    let kept = if server_keeps_it {
+        "it stays pending on the server".to_owned()
+    } else {
+        format!(
+            "the page that brought it stays in {} as the server sent it (ack mode None: the \
+             server has forgotten it); once XFlow has sent it again with a readable id, delete \
+             that page",
+            cfg.state_path.join(crate::state_dir::SPOOL_DIR).display()
+        )
+    };
+    Some(EngineError::UnreadableDeliveryId {
+        id: wire.id.to_string(),
+        kept,
+    })
+}
+
 /// Judges `wire`. `server_keeps_it` is false where the server has already forgotten the delivery
 /// (mode None, a spooled page): a delivery for a system without a folder is then refused (kept in
 /// quarantine) instead of left pending.
@@ -54,7 +82,7 @@ pub(crate) fn judge<'a>(
     let refused = |system, reason: String| Verdict::Refused {
         system,
         error: EngineError::InvalidDelivery {
-            id: wire.id.clone(),
+            id: wire.id.to_string(),
             reason,
         },
     };
@@ -101,7 +129,7 @@ pub(crate) fn judge<'a>(
             return Verdict::Refused {
                 system: Some(system),
                 error: EngineError::InvalidContent {
-                    id: wire.id.clone(),
+                    id: wire.id.to_string(),
                     file_name: wire.file_name.clone(),
                     system: system.wire_name(),
                     reason,
@@ -126,7 +154,7 @@ fn ready_record(
     Record {
         wanted_name: names::safe_file_name(&wire.file_name, &wire.id),
         requested_name: wire.file_name.clone(),
-        id: wire.id.clone(),
+        id: wire.id.to_string(),
         system,
         file_name: None,
         folder,
@@ -151,7 +179,7 @@ fn verify(
     mut check: Option<ContentCheck>,
 ) -> Result<(u64, Judgement), EngineError> {
     let invalid = |reason: String| EngineError::InvalidDelivery {
-        id: wire.id.clone(),
+        id: wire.id.to_string(),
         reason,
     };
     let approximate = (wire.content.len() as u64 / 4) * 3;
@@ -183,7 +211,7 @@ fn verify(
     let actual = hex::encode(hasher.finalize());
     if !actual.eq_ignore_ascii_case(wire.sha256.trim()) {
         return Err(EngineError::HashMismatch {
-            id: wire.id.clone(),
+            id: wire.id.to_string(),
             expected: wire.sha256.clone(),
             actual,
         });

@@ -58,7 +58,7 @@ fn reference(text: &[u8]) -> Option<Read_> {
             .map(|d| {
                 (
                     DeliveryFields {
-                        id: d.id,
+                        id: d.id.to_string(),
                         system: d.system,
                         file_name: d.file_name,
                         sha256: d.sha256,
