@@ -479,7 +479,10 @@ Describe 'Task Scheduler and the Application log (Windows only, as administrator
             $script:SourceExisted = [Diagnostics.EventLog]::SourceExists('XFlowDelivery')
             # S4U lets the task run as the current user without a password; it cannot decrypt a
             # CurrentUser token, so the token is protected for this computer, as the cmdlet demands.
-            $script:WinSetup = New-TaskSetup -Extra @{ Scope = 'LocalMachine'; ServiceAccount = $script:Me.Name }
+            # Task Scheduler may start the task while the tests run: its configuration reaches no
+            # server and has a state folder of its own, so such a run touches nothing used here.
+            $script:WinSetup = New-TaskSetup -BaseUrl "https://127.0.0.1:$(Get-XFlowFreeTcpPort)/api/v1/" -TimeoutSec 5 `
+                -Extra @{ Scope = 'LocalMachine'; ServiceAccount = $script:Me.Name }
             $script:Registered = Register-XFlowDeliveryTask -ConfigPath $script:WinSetup.Config -Account $script:Me.Name -LogonType S4U `
                 -TaskName $script:TestTask -TaskPath "$($script:TestFolder)\" -WarningAction SilentlyContinue
             $script:TaskNs = @{ t = 'http://schemas.microsoft.com/windows/2004/02/mit/task' }
@@ -558,9 +561,10 @@ Describe 'Task Scheduler and the Application log (Windows only, as administrator
         [Diagnostics.EventLog]::LogNameFromSourceName('XFlowDelivery', '.') | Should -Be 'Application'
         Reset-XFlowSim -Sim $script:Sim
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
-        $missing = Join-Path $script:WinSetup.Root ('missing-' + [Guid]::NewGuid().ToString('N') + '.json')
+        $setup = New-TaskSetup -Extra @{ Scope = 'LocalMachine'; ServiceAccount = $script:Me.Name }
+        $missing = Join-Path $setup.Root ('missing-' + [Guid]::NewGuid().ToString('N') + '.json')
         foreach ($case in @(
-                @{ Config = $script:WinSetup.Config; ExitCode = 0; Level = 4; Says = 'Succeeded; 1 delivered' }
+                @{ Config = $setup.Config; ExitCode = 0; Level = 4; Says = 'Succeeded; 1 delivered' }
                 @{ Config = $missing; ExitCode = 2; Level = 2; Says = 'did not start' })) {
             $since = Get-Date
             # The token is protected for this computer (LocalMachine): the run decrypts it, as the task would.
@@ -569,20 +573,19 @@ Describe 'Task Scheduler and the Application log (Windows only, as administrator
             $line = @(($run.Output -split "`r?`n") | Where-Object { $_ -like 'XFlowDelivery run *' })
             $line.Count | Should -Be 1 -Because $run.Output
             $line[0] | Should -Match ([regex]::Escape($case.Says))
+            # This run's events: its line (run id, or the missing file's unique name) is the message;
+            # a run the scheduler may have started meanwhile has another.
             $filter = @{ LogName = 'Application'; ProviderName = 'XFlowDelivery'; StartTime = $since }
+            $ofThisRun = { @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue | Where-Object { "$($_.Message)".Trim() -eq $line[0].Trim() }) }
             # The entry is written before the process ends; give the event log a moment to serve it.
             $deadline = (Get-Date).AddSeconds(15)
-            do {
-                $events = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue)
-                if ($events.Count -gt 0) { break }
-                Start-Sleep -Milliseconds 250
-            } while ((Get-Date) -lt $deadline)
+            while (@(& $ofThisRun).Count -eq 0 -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 250 }
             Start-Sleep -Seconds 1
-            $events = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue -ErrorVariable queryErrors)
-            $events.Count | Should -Be 1 -Because "one run, one event (exit code $($case.ExitCode)) $queryErrors"
+            $events = @(& $ofThisRun)
+            $seen = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue | ForEach-Object { "$($_.Id): $($_.Message)" }) -join "`n"
+            $events.Count | Should -Be 1 -Because "one run, one event (exit code $($case.ExitCode)); since the run: $seen"
             $events[0].Id | Should -Be (100 + $case.ExitCode)
             $events[0].Level | Should -Be $case.Level
-            $events[0].Message.Trim() | Should -Be $line[0].Trim()
             $events[0].Message.Contains($script:Sim.Token) | Should -BeFalse
         }
     }
