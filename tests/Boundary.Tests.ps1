@@ -229,6 +229,101 @@ Describe 'A delivery id with a lone surrogate: refused by name, never acknowledg
     }
 }
 
+Describe 'The token read from a configuration file never stays in managed memory' -Skip:(-not $IsLinux) {
+    # Linux only (the process's memory is read through /proc/self/mem). A child pwsh, which never
+    # saw the token, runs from the configuration file and then searches all its own writable
+    # memory for the token as .NET would hold it: UTF-16 (a string or char[]), and its base64
+    # text (the file's value) in ASCII and in UTF-16. Found means some copy was not zeroed. The
+    # token in UTF-8 is not searched: the engine's HTTP client keeps copies of the request
+    # headers that it does not zero (docs/design.md, "Secrets across the boundary").
+    It 'after Invoke-XFlowDelivery -ConfigPath and Get-XFlowDeliveryConfig, no form of it is left in the process' {
+        Reset-XFlowSim -Sim $script:Sim
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [Text.Encoding]::UTF8.GetBytes("a;1`r`n") }) | Out-Null
+        $s = New-Setup
+        $base64 = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($script:Sim.Token))
+        # New-XFlowTestToken's characters never make a '/' (escaped "\/" in JSON) or a '+'.
+        $base64 | Should -Match '^[A-Za-z0-9=]+$'
+        [IO.File]::ReadAllText($s.Config) | Should -BeLike "*`"$base64`"*" -Because 'the file holds the value as searched for'
+        $patterns = [byte[][]](
+            [Text.Encoding]::Unicode.GetBytes($script:Sim.Token),
+            [Text.Encoding]::ASCII.GetBytes($base64),
+            [Text.Encoding]::Unicode.GetBytes($base64)
+        )
+        # Masked, so that the child never holds a pattern in plain.
+        $masked = foreach ($pattern in $patterns) { [Convert]::ToBase64String([byte[]]@($pattern | ForEach-Object { $_ -bxor 0x5A })) }
+        $patternFile = Join-Path $s.Root 'patterns.txt'
+        @($masked).Count | Should -Be 3
+        Set-Content -LiteralPath $patternFile -Value $masked
+        $script = Join-Path $s.Root 'memory.ps1'
+        Set-Content -LiteralPath $script -Encoding utf8 -Value @'
+param($Manifest, $ConfigPath, $PatternFile)
+$ErrorActionPreference = 'Stop'
+Add-Type -TypeDefinition @"
+using System;
+using System.IO;
+public static class XFlowMemoryScan
+{
+    // Counts where each pattern (XOR 0x5A) occurs in the process's private writable memory.
+    public static int[] Count(byte[][] masked)
+    {
+        var hits = new int[masked.Length];
+        int longest = 0;
+        foreach (var m in masked) longest = Math.Max(longest, m.Length);
+        var buffer = new byte[1 << 20];
+        using (var mem = new FileStream("/proc/self/mem", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1))
+        {
+            foreach (var line in File.ReadAllLines("/proc/self/maps"))
+            {
+                var fields = line.Split(new[] { ' ' }, StringSplitOptions.RemoveEmptyEntries);
+                if (!fields[1].StartsWith("rw") || fields[1][3] != 'p') continue;
+                var range = fields[0].Split('-');
+                long start = Convert.ToInt64(range[0], 16), end = Convert.ToInt64(range[1], 16);
+                for (long at = start; at < end; at += buffer.Length - longest)
+                {
+                    int n;
+                    try
+                    {
+                        mem.Seek(at, SeekOrigin.Begin);
+                        n = mem.Read(buffer, 0, (int)Math.Min(buffer.Length, end - at));
+                    }
+                    catch (IOException) { break; }
+                    for (int p = 0; p < masked.Length; p++)
+                    {
+                        var m = masked[p];
+                        int first = m[0] ^ 0x5A;
+                        for (int i = 0; i + m.Length <= n; i++)
+                        {
+                            if (buffer[i] != first) continue;
+                            int k = 1;
+                            while (k < m.Length && buffer[i + k] == (m[k] ^ 0x5A)) k++;
+                            // A pattern that ends in the overlap is counted by the next window.
+                            if (k == m.Length && (i < buffer.Length - longest || n < buffer.Length)) hits[p]++;
+                        }
+                    }
+                    Array.Clear(buffer, 0, buffer.Length);
+                    if (n < buffer.Length) break;
+                }
+            }
+        }
+        return hits;
+    }
+}
+"@
+$masked = [byte[][]]@(Get-Content -LiteralPath $PatternFile | ForEach-Object { ,[Convert]::FromBase64String($_) })
+Import-Module $Manifest
+$run = @(Invoke-XFlowDelivery -ConfigPath $ConfigPath -WarningAction SilentlyContinue)
+$config = Get-XFlowDeliveryConfig -Path $ConfigPath
+[GC]::Collect()
+[GC]::WaitForPendingFinalizers()
+"delivered=$($run[-1].Delivered) tokenSet=$($config.TokenSet) hits=$([XFlowMemoryScan]::Count($masked) -join ',')"
+'@
+        $result = Invoke-XFlowChildPwsh -ScriptPath $script -ArgumentList @((Get-XFlowModuleManifest), $s.Config, $patternFile)
+        $result.ExitCode | Should -Be 0 -Because $result.Output
+        $result.Output | Should -Match 'delivered=1 tokenSet=True hits=' -Because 'the run used the token from the file'
+        $result.Output | Should -Match 'hits=0,0,0\b' -Because "UTF-16 token, ASCII base64, UTF-16 base64: $($result.Output)"
+    }
+}
+
 Describe 'Ctrl+C comes back within 2 seconds' -Skip:$IsWindows {
     # Ctrl+C is a stop of the pipeline: PowerShell.Stop() on a pipeline running in its own
     # runspace here (what the console host does on Ctrl+C), SIGINT to a child pwsh below.

@@ -160,6 +160,79 @@ Describe 'Hand-edited configuration files' {
     }
 }
 
+Describe 'The token value in files of every shape (read as bytes, never as a string)' {
+    BeforeAll {
+        # A token whose base64 holds '/' and '+': older versions of the module wrote '/' as "\/".
+        $script:SlashToken = 'xft-secret-???>>>~~~' + [Guid]::NewGuid().ToString('N')
+        $script:SlashBase64 = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($script:SlashToken))
+        $script:SlashSim = Start-XFlowSim -Token $script:SlashToken
+
+        function script:New-SlashConfig {
+            # A configuration file for $SlashSim; returns the folders and the file's text.
+            $f = New-ConfigFolders
+            New-XFlowDeliveryConfig -Path $f.Config -BaseUrl $script:SlashSim.BaseUrl -ApiToken (ConvertTo-SecureString $script:SlashToken -AsPlainText -Force) `
+                -SdLoenPath $f.SdLoen -StatePath $f.State -CaCertificatePath $script:SlashSim.CaPath -WarningAction SilentlyContinue | Out-Null
+            $f | Add-Member -NotePropertyName Text -NotePropertyValue ([IO.File]::ReadAllText($f.Config)) -PassThru
+        }
+    }
+
+    AfterAll { Stop-XFlowSim -Sim $script:SlashSim }
+
+    It 'the base64 of this test token holds both characters that matter' {
+        $script:SlashBase64 | Should -Match '/'
+        $script:SlashBase64 | Should -Match '\+'
+    }
+
+    It '<Shape>: a run decrypts the token and is accepted' -TestCases @(
+        @{ Shape = 'as written by this version' }
+        @{ Shape = 'slashes escaped as older versions wrote them, UTF-16 with a byte order mark (Windows PowerShell 5.1 Out-File)' }
+        @{ Shape = 'every character of the value a \u escape, UTF-8 with a byte order mark' }
+        @{ Shape = 'compact, the token first, an unknown member with nested arrays and objects' }
+    ) {
+        param($Shape)
+        $f = New-SlashConfig
+        $f.Text | Should -BeLike "*`"$script:SlashBase64`"*" -Because 'the value is written as plain base64'
+        $value = '"' + $script:SlashBase64 + '"'
+        switch -Wildcard ($Shape) {
+            'as written*' { }
+            'slashes escaped*' {
+                $text = $f.Text.Replace($value, $value.Replace('/', '\/'))
+                [IO.File]::WriteAllText($f.Config, $text, [Text.UnicodeEncoding]::new($false, $true))
+            }
+            'every character*' {
+                $escaped = -join ($script:SlashBase64.ToCharArray() | ForEach-Object { '\u{0:x4}' -f [int]$_ })
+                [IO.File]::WriteAllText($f.Config, $f.Text.Replace($value, "`"$escaped`""), [Text.UTF8Encoding]::new($true))
+            }
+            'compact*' {
+                $doc = $f.Text | ConvertFrom-Json
+                $reordered = [ordered]@{ token = $doc.token; extra = @(@{ a = @(1, 'x]', $null, @{}) }, @()) }
+                foreach ($p in $doc.PSObject.Properties) { if ($p.Name -ne 'token') { $reordered[$p.Name] = $p.Value } }
+                [IO.File]::WriteAllText($f.Config, ($reordered | ConvertTo-Json -Depth 10 -Compress))
+            }
+        }
+        (Get-XFlowDeliveryConfig -Path $f.Config).TokenSet | Should -BeTrue
+        Reset-XFlowSim -Sim $script:SlashSim
+        Add-XFlowSimDelivery -Sim $script:SlashSim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [Text.Encoding]::UTF8.GetBytes("a;1`r`n") }) | Out-Null
+        $out = @(Invoke-XFlowDelivery -ConfigPath $f.Config -WarningAction SilentlyContinue)
+        $out[-1].Outcome | Should -Be 'Succeeded'
+        $out[-1].Delivered | Should -Be 1
+    }
+
+    It 'a file with two token values, or with a broken value, is refused by name' {
+        $f = New-SlashConfig
+        $twice = $f.Text.Replace('"token":', '"token":{"value":"QUJD"},"token2":')
+        $twice = $twice.Replace('"token2":', '"token":')
+        [IO.File]::WriteAllText($f.Config, $twice)
+        { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand'
+
+        $broken = $f.Text.Replace('"' + $script:SlashBase64 + '"', '"' + $script:SlashBase64.Substring(1) + '"')
+        [IO.File]::WriteAllText($f.Config, $broken)
+        $err = { Invoke-XFlowDelivery -ConfigPath $f.Config } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be 'TokenUnreadable,XFlowDelivery.Cmdlets.InvokeXFlowDeliveryCommand'
+        $err.Exception.Message.Contains($script:SlashBase64.Substring(1)) | Should -BeFalse -Because 'the error does not show the value'
+    }
+}
+
 Describe 'Register-XFlowDeliveryTask -LogonType S4U' {
     It 'refuses a token protected with DPAPI CurrentUser, naming the fix, and registers nothing' {
         $f = New-ConfigFolders

@@ -161,15 +161,17 @@ namespace XFlowDelivery.Cmdlets
             string? aclAccount = protection == TokenProtection.DpapiLocalMachine ? ServiceAccount : null;
             if (!ShouldProcess(path, $"Write XFlowDelivery configuration (token protection {protection})")) return;
 
+            byte[]? protectedToken = null;
             try
             {
                 doc.Token = new TokenDocument
                 {
                     Protection = protection.ToString(),
                     ProtectedBy = ConfigStore.RunningAccount,
-                    Value = TokenProtector.Protect(ApiToken, protection),
+                    Present = true,
                 };
-                ConfigStore.Write(path, doc, aclAccount);
+                protectedToken = TokenProtector.Protect(ApiToken, protection);
+                ConfigStore.Write(path, doc, protectedToken, aclAccount);
             }
             catch (XFlowDeliveryException ex)
             {
@@ -178,6 +180,10 @@ namespace XFlowDelivery.Cmdlets
             catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is System.ComponentModel.Win32Exception)
             {
                 Fail("ConfigFileUnwritable", ErrorCategory.WriteError, $"Cannot write '{path}': {ex.Message}", path);
+            }
+            finally
+            {
+                if (protectedToken != null) Array.Clear(protectedToken, 0, protectedToken.Length);
             }
             try
             {

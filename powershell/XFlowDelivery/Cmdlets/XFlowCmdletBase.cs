@@ -75,13 +75,16 @@ namespace XFlowDelivery.Cmdlets
             return resolved;
         }
 
-        /// <summary>Reads a configuration file (ErrorIds ConfigFileNotFound, ConfigFileUnreadable, InvalidConfigFile).</summary>
-        private protected ConfigDocument LoadConfig(string configPath, out string resolvedPath)
+        /// <summary>
+        /// Reads a configuration file (ErrorIds ConfigFileNotFound, ConfigFileUnreadable, InvalidConfigFile);
+        /// <paramref name="withToken"/>: keeps the token's value for <see cref="ConfigStore.ReadToken"/>.
+        /// </summary>
+        private protected ConfigDocument LoadConfig(string configPath, out string resolvedPath, bool withToken = false)
         {
             resolvedPath = ResolvePath(configPath, "ConfigPath");
             try
             {
-                return ConfigStore.Read(resolvedPath);
+                return ConfigStore.Read(resolvedPath, withToken);
             }
             catch (XFlowDeliveryException ex)
             {

@@ -88,7 +88,7 @@ namespace XFlowDelivery.Cmdlets
                 ownsToken = false;
                 return ExplicitValues();
             }
-            var doc = LoadConfig(ConfigPath, out var configFile);
+            var doc = LoadConfig(ConfigPath, out var configFile, withToken: true);
             ConfigFile = configFile;
             try
             {

@@ -58,8 +58,18 @@ namespace XFlowDelivery.Config
         /// <summary>The account that wrote it (DOMAIN\user): who can decrypt a CurrentUser token.</summary>
         [DataMember(Name = "protectedBy", Order = 1)] public string? ProtectedBy { get; set; }
 
-        /// <summary>Base64: DPAPI ciphertext, or (OwnerOnlyFile) the UTF-8 token itself.</summary>
+        /// <summary>
+        /// In the file: base64 of the DPAPI ciphertext, or (OwnerOnlyFile) of the UTF-8 token
+        /// itself. Never held here: only <see cref="TokenText.Placeholder"/> while the document is
+        /// written, and empty when read (<see cref="ConfigStore.Read"/> cuts the value out).
+        /// </summary>
         [DataMember(Name = "value", Order = 2)] public string? Value { get; set; }
+
+        /// <summary>The file holds a value (set when read or written).</summary>
+        internal bool Present;
+
+        /// <summary>The value's JSON text as bytes, kept only until <see cref="ConfigStore.ReadToken"/> decodes and zeroes it.</summary>
+        internal byte[]? Stored;
     }
 
     /// <summary>How the token is kept at rest.</summary>

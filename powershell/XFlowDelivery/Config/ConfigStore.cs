@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Runtime.Serialization;
 using System.Runtime.Serialization.Json;
@@ -20,14 +21,77 @@ namespace XFlowDelivery.Config
 
         internal static string RunningAccount => Environment.UserDomainName + "\\" + Environment.UserName;
 
-        internal static ConfigDocument Read(string path)
+        /// <summary>
+        /// Reads and validates the file. The token's value never becomes a managed string
+        /// (<see cref="TokenText"/>): with <paramref name="withToken"/> it is kept in
+        /// <see cref="TokenDocument.Stored"/> for <see cref="ReadToken"/>, otherwise it is only noted as present.
+        /// </summary>
+        internal static ConfigDocument Read(string path, bool withToken = false)
         {
-            ConfigDocument? doc;
+            byte[] raw = ReadBytes(path);
             try
             {
-                using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+                List<(int Start, int Length)> values;
+                try
                 {
-                    doc = Serializer.ReadObject(stream) as ConfigDocument;
+                    values = TokenText.FindValues(raw, 0);
+                }
+                catch (FormatException ex)
+                {
+                    throw Invalid(path, "it is not valid JSON: " + ex.Message);
+                }
+                if (values.Count > 1) throw Invalid(path, "it holds more than one token value");
+                ConfigDocument? doc;
+                try
+                {
+                    // The serializer sees the file with the token's value cut out ("value":"").
+                    var visible = new MemoryStream(raw.Length);
+                    int cut = values.Count == 1 ? values[0].Start : raw.Length;
+                    int resume = values.Count == 1 ? values[0].Start + values[0].Length : raw.Length;
+                    visible.Write(raw, 0, cut);
+                    visible.Write(raw, resume, raw.Length - resume);
+                    visible.Position = 0;
+                    doc = Serializer.ReadObject(visible) as ConfigDocument;
+                }
+                catch (SerializationException ex)
+                {
+                    throw Invalid(path, "it is not a valid XFlowDelivery configuration (JSON): " + ex.Message);
+                }
+                if (doc == null) throw Invalid(path, "it is empty");
+                if (doc.Token != null && values.Count == 1 && values[0].Length > 0)
+                {
+                    doc.Token.Present = true;
+                    if (withToken)
+                    {
+                        doc.Token.Stored = new byte[values[0].Length];
+                        Buffer.BlockCopy(raw, values[0].Start, doc.Token.Stored, 0, values[0].Length);
+                    }
+                }
+                Validate(doc, path);
+                return doc;
+            }
+            finally
+            {
+                Array.Clear(raw, 0, raw.Length);
+            }
+        }
+
+        /// <summary>
+        /// The file as UTF-8 bytes (a UTF-16 file, as Windows PowerShell 5.1 writes by default, is
+        /// converted; a byte order mark is dropped), read without a buffer of the FileStream's own,
+        /// which nobody would zero. The caller zeroes the result.
+        /// </summary>
+        private static byte[] ReadBytes(string path)
+        {
+            byte[] bytes;
+            try
+            {
+                using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1))
+                {
+                    bytes = new byte[stream.Length];
+                    int read = 0, n;
+                    while (read < bytes.Length && (n = stream.Read(bytes, read, bytes.Length - read)) > 0) read += n;
+                    if (read < bytes.Length) Array.Resize(ref bytes, read); // shrank meanwhile: the old array held nothing more
                 }
             }
             catch (Exception ex) when (ex is FileNotFoundException || ex is DirectoryNotFoundException)
@@ -41,13 +105,27 @@ namespace XFlowDelivery.Config
                     $"The configuration file '{path}' cannot be read by {RunningAccount}: {ex.Message} " +
                     "Give this account read access to the file.", path);
             }
-            catch (SerializationException ex)
+            if (bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF) return Recode(bytes, new UTF8Encoding(false), 3);
+            if (bytes.Length >= 2 && bytes[0] == 0xFF && bytes[1] == 0xFE) return Recode(bytes, new UnicodeEncoding(false, false), 2);
+            if (bytes.Length >= 2 && bytes[0] == 0xFE && bytes[1] == 0xFF) return Recode(bytes, new UnicodeEncoding(true, false), 2);
+            return bytes;
+        }
+
+        private static byte[] Recode(byte[] bytes, Encoding from, int skip)
+        {
+            var chars = new char[from.GetMaxCharCount(bytes.Length)];
+            try
             {
-                throw Invalid(path, "it is not a valid XFlowDelivery configuration (JSON): " + ex.Message);
+                int count = from.GetChars(bytes, skip, bytes.Length - skip, chars, 0);
+                var utf8 = new byte[Encoding.UTF8.GetByteCount(chars, 0, count)];
+                Encoding.UTF8.GetBytes(chars, 0, count, utf8, 0);
+                return utf8;
             }
-            if (doc == null) throw Invalid(path, "it is empty");
-            Validate(doc, path);
-            return doc;
+            finally
+            {
+                Array.Clear(chars, 0, chars.Length);
+                Array.Clear(bytes, 0, bytes.Length);
+            }
         }
 
         private static void Validate(ConfigDocument doc, string path)
@@ -105,7 +183,7 @@ namespace XFlowDelivery.Config
         internal static SecureString ReadToken(ConfigDocument doc, string path)
         {
             var token = doc.Token;
-            if (token == null || string.IsNullOrEmpty(token.Value))
+            if (token == null || !token.Present)
             {
                 throw new XFlowDeliveryException("TokenMissing", "AuthenticationError",
                     $"The configuration file '{path}' holds no API token. Run New-XFlowDeliveryConfig -ApiToken … again.", path);
@@ -114,9 +192,13 @@ namespace XFlowDelivery.Config
             {
                 throw Invalid(path, $"token protection '{token.Protection}' is unknown");
             }
+            var text = token.Stored ?? throw new InvalidOperationException("the configuration was read without its token");
+            token.Stored = null;
+            byte[]? stored = null;
             try
             {
-                return TokenProtector.Unprotect(token.Value!, protection);
+                stored = TokenText.DecodeBase64(text);
+                return TokenProtector.Unprotect(stored, protection);
             }
             catch (Exception ex) when (ex is FormatException || ex is ArgumentException || ex is System.ComponentModel.Win32Exception
                                        || ex is PlatformNotSupportedException || ex is DecoderFallbackException)
@@ -127,6 +209,11 @@ namespace XFlowDelivery.Config
                     : $"Run New-XFlowDeliveryConfig again on this computer as or for {RunningAccount}.";
                 throw new XFlowDeliveryException("TokenUnreadable", "SecurityError",
                     $"The API token in '{path}' cannot be decrypted by {RunningAccount} ({ex.Message}). {fix}", path);
+            }
+            finally
+            {
+                Array.Clear(text, 0, text.Length);
+                if (stored != null) Array.Clear(stored, 0, stored.Length);
             }
         }
 
@@ -169,7 +256,7 @@ namespace XFlowDelivery.Config
                 PrismeValidation = doc.PrismeValidation ?? "Warn",
                 SdLoenStallAfterMinutes = doc.SdLoenStallAfterMinutes,
                 PrismeStallAfterMinutes = doc.PrismeStallAfterMinutes,
-                TokenSet = !string.IsNullOrEmpty(doc.Token?.Value),
+                TokenSet = doc.Token?.Present == true,
                 TokenProtection = protection,
                 TokenProtectedBy = doc.Token?.ProtectedBy,
             };
@@ -182,18 +269,34 @@ namespace XFlowDelivery.Config
         /// LocalMachine). It then replaces the old file in one rename, so a crash leaves either
         /// the old file or the new one, never none.
         /// </summary>
-        internal static void Write(string path, ConfigDocument doc, string? aclAccount)
+        internal static void Write(string path, ConfigDocument doc, byte[] protectedToken, string? aclAccount)
         {
+            // The document is serialized with a placeholder for the token's value, which is then
+            // spliced in as bytes (TokenText): the base64 text never becomes a managed string.
+            byte[] shape;
+            using (var buffer = new MemoryStream())
+            {
+                doc.Token!.Value = TokenText.Placeholder;
+                try
+                {
+                    using (var writer = JsonReaderWriterFactory.CreateJsonWriter(buffer, new UTF8Encoding(false), ownsStream: false, indent: true))
+                    {
+                        Serializer.WriteObject(writer, doc);
+                    }
+                }
+                finally
+                {
+                    doc.Token.Value = null;
+                }
+                shape = buffer.ToArray();
+            }
             var dir = Path.GetDirectoryName(path)!;
             var temp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".tmp");
             try
             {
                 using (var stream = PrivateFile.CreateNew(temp, aclAccount))
                 {
-                    using (var writer = JsonReaderWriterFactory.CreateJsonWriter(stream, new UTF8Encoding(false), ownsStream: false, indent: true))
-                    {
-                        Serializer.WriteObject(writer, doc);
-                    }
+                    TokenText.Splice(shape, protectedToken, stream.Write);
                     stream.Flush(true);
                 }
                 PrivateFile.Replace(temp, path);

@@ -73,6 +73,8 @@ namespace XFlowDelivery.Config
             optionsType.GetProperty("Mode")!.SetValue(options, FileMode.CreateNew);
             optionsType.GetProperty("Access")!.SetValue(options, FileAccess.Write);
             optionsType.GetProperty("Share")!.SetValue(options, FileShare.None);
+            // No buffer of the stream's own: it would keep the token's base64 text unzeroed.
+            optionsType.GetProperty("BufferSize")!.SetValue(options, 0);
             const int UserReadWrite = 0x180; // 0600
             createMode.SetValue(options, Enum.ToObject(modeType, UserReadWrite));
             try
@@ -114,7 +116,8 @@ namespace XFlowDelivery.Config
                     handle.Dispose();
                     throw new IOException($"Cannot create '{path}': {new Win32Exception(error).Message}", error);
                 }
-                return new FileStream(handle, FileAccess.Write);
+                // Buffer size 1: no buffer of the stream's own, which would keep the token unzeroed.
+                return new FileStream(handle, FileAccess.Write, 1);
             }
             finally
             {

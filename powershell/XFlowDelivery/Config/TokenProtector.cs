@@ -8,9 +8,10 @@ namespace XFlowDelivery.Config
 {
     /// <summary>
     /// Protects the API token at rest. Windows: DPAPI through crypt32 directly (ProtectedData is
-    /// not in netstandard2.0 without a NuGet package). Elsewhere: UTF-8 bytes, base64 (the file's
-    /// mode is what protects it). The plain token only ever exists in byte/char arrays that are
-    /// zeroed after use, never as a managed string.
+    /// not in netstandard2.0 without a NuGet package). Elsewhere: the UTF-8 bytes themselves (the
+    /// file stores them base64, and its mode is what protects them). The plain token, and on
+    /// Linux its base64 text (<see cref="TokenText"/>), only ever exist in byte/char arrays
+    /// that are zeroed after use, never as a managed string.
     /// </summary>
     internal static unsafe class TokenProtector
     {
@@ -20,13 +21,14 @@ namespace XFlowDelivery.Config
         private const int CRYPTPROTECT_UI_FORBIDDEN = 0x1;
         private const int CRYPTPROTECT_LOCAL_MACHINE = 0x4;
 
-        internal static string Protect(SecureString token, TokenProtection protection)
+        /// <summary>What the file stores (base64): the ciphertext, or the UTF-8 token. The caller zeroes it.</summary>
+        internal static byte[] Protect(SecureString token, TokenProtection protection)
         {
             byte[] plain = ToUtf8(token);
+            if (protection == TokenProtection.OwnerOnlyFile) return plain;
             try
             {
-                if (protection == TokenProtection.OwnerOnlyFile) return Convert.ToBase64String(plain);
-                return Convert.ToBase64String(Dpapi(plain, protection == TokenProtection.DpapiLocalMachine, protect: true));
+                return Dpapi(plain, protection == TokenProtection.DpapiLocalMachine, protect: true);
             }
             finally
             {
@@ -34,25 +36,31 @@ namespace XFlowDelivery.Config
             }
         }
 
-        /// <summary>Throws FormatException or Win32Exception (with DPAPI's reason) on failure.</summary>
-        internal static SecureString Unprotect(string value, TokenProtection protection)
+        /// <summary>
+        /// The token from what the file stores (the caller zeroes <paramref name="stored"/>).
+        /// Throws DecoderFallbackException or Win32Exception (with DPAPI's reason) on failure.
+        /// </summary>
+        internal static SecureString Unprotect(byte[] stored, TokenProtection protection)
         {
-            byte[] stored = Convert.FromBase64String(value);
-            byte[] plain = protection == TokenProtection.OwnerOnlyFile
-                ? stored
+            byte[]? decrypted = protection == TokenProtection.OwnerOnlyFile
+                ? null
                 : Dpapi(stored, protection == TokenProtection.DpapiLocalMachine, protect: false);
+            byte[] plain = decrypted ?? stored;
             char[] chars = new char[Encoding.UTF8.GetMaxCharCount(plain.Length)];
             try
             {
                 int count = new UTF8Encoding(false, throwOnInvalidBytes: true).GetChars(plain, 0, plain.Length, chars, 0);
-                var secure = new SecureString();
-                for (int i = 0; i < count; i++) secure.AppendChar(chars[i]);
-                secure.MakeReadOnly();
-                return secure;
+                // Built in one go: appending char by char regrows the SecureString's buffer.
+                fixed (char* p = chars)
+                {
+                    var secure = new SecureString(p, count);
+                    secure.MakeReadOnly();
+                    return secure;
+                }
             }
             finally
             {
-                Array.Clear(plain, 0, plain.Length);
+                if (decrypted != null) Array.Clear(decrypted, 0, decrypted.Length);
                 Array.Clear(chars, 0, chars.Length);
             }
         }
