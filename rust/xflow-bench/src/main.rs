@@ -443,9 +443,11 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
         let document = serde_json::json!({
             "id": r.id, "system": r.system.wire_name(), "fileName": r.requested_name,
             "sha256": r.sha256, "reason": r.reason, "errorId": "HashMismatch",
-            "quarantinedAt": journal::now(), "content": "c29tZSBieXRlcw==",
+            "quarantinedAt": journal::now(),
         });
-        let path = xflow_engine::state_dir::quarantine(&state, &r.id, &document).map_err(err)?;
+        let content = xflow_engine::page_body::Content::Inline("c29tZSBieXRlcw==".into());
+        let path =
+            xflow_engine::state_dir::quarantine(&state, &r.id, &document, &content).map_err(err)?;
         let mut r = r;
         r.folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
         journal.batch(|b| b.upsert(&r)).map_err(err)?;

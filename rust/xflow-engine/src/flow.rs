@@ -206,7 +206,7 @@ async fn pull(
             client.deliveries_url()
         ));
         let body = scope
-            .cancellable(client.fetch_page(&systems, limit))
+            .cancellable(client.fetch_page(&systems, limit, spool.incoming_path()))
             .await?;
         counts.pages += 1;
         let has_more = match cfg.ack_mode {
@@ -230,8 +230,7 @@ async fn pull(
             AckMode::None => {
                 // The server has forgotten these deliveries: the page is made durable as it
                 // came, before anything else looks at it.
-                let spooled = spool.keep(body.bytes())?;
-                drop(body);
+                let spooled = spool.keep(body)?;
                 crash_point!("after-spool");
                 let Some(page) = page::process_spooled(
                     scope,

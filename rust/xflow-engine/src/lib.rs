@@ -23,6 +23,7 @@ pub mod fsops;
 pub mod journal;
 pub mod names;
 mod page;
+pub mod page_body;
 pub mod page_stream;
 pub mod preflight;
 mod preview;

@@ -7,7 +7,8 @@ use crate::config::AckMode;
 use crate::error::{EngineError, Result};
 use crate::events::{DeliveredFile, Event};
 use crate::journal::{Journal, Record, State};
-use crate::protocol::{Client, PageBody, WireDelivery, WireId};
+use crate::page_body::PageBody;
+use crate::protocol::{Client, WireDelivery, WireId};
 use crate::publishing;
 use crate::quarantine;
 use crate::scope::{Counts, Scope};
@@ -67,7 +68,7 @@ pub(crate) async fn process(
             }
             previous => {
                 let was_quarantined = previous.is_some();
-                match validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it) {
+                match validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it)? {
                     Verdict::Ready(r) => {
                         r.warnings
                             .iter()
@@ -152,7 +153,7 @@ pub(crate) async fn process_spooled(
     page: &SpooledPage,
     source: Source,
 ) -> Result<Option<SpooledOutcome>> {
-    let body = PageBody::new(spool.read(page)?, page.path.display().to_string());
+    let body = PageBody::kept_at(&page.path)?;
     let Ok(parsed) = body.parse() else {
         spool.set_aside(page)?;
         return Ok(None);

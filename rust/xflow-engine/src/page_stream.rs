@@ -10,7 +10,11 @@
 //! data); the property tests check that against serde_json on generated pages. No streaming
 //! JSON crate is in the offline mirror, hence this small one for one fixed shape.
 
+use crate::protocol::WireId;
 use std::io::{self, Read};
+
+/// Where a piece of a string (or of decoded content) goes.
+pub type Sink<'s> = &'s mut dyn FnMut(&[u8]) -> io::Result<()>;
 
 /// The largest small field (id, system, file name, sha256, createdAt, an unknown string) kept:
 /// a server that sends a huge one gets an error, not our memory.
@@ -22,7 +26,7 @@ const BUFFER: usize = 64 * 1024;
 /// One delivery's fields apart from its content.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeliveryFields {
-    pub id: String,
+    pub id: WireId,
     pub system: String,
     pub file_name: String,
     pub sha256: String,
@@ -75,8 +79,12 @@ pub struct PageReader<R> {
     buf: Box<[u8]>,
     pos: usize,
     end: usize,
+    /// Bytes of the source before `buf[0]`, so `offset()` is a position in the whole source.
+    before_buf: u64,
     eof: bool,
     position: Position,
+    /// Where the last delivery's `content` string starts (its opening quote) in the source.
+    content_offset: u64,
     has_more: Option<bool>,
     saw_deliveries: bool,
 }
@@ -98,8 +106,10 @@ impl<R: Read> PageReader<R> {
             buf: vec![0u8; BUFFER].into_boxed_slice(),
             pos: 0,
             end: 0,
+            before_buf: 0,
             eof: false,
             position: Position::Start,
+            content_offset: 0,
             has_more: None,
             saw_deliveries: false,
         }
@@ -138,6 +148,12 @@ impl<R: Read> PageReader<R> {
                 }
             }
         }
+    }
+
+    /// Where the `content` string of the delivery `next_delivery` returned last starts in the
+    /// source (its opening quote): `read_string_at` reads it again from there.
+    pub fn content_offset(&self) -> u64 {
+        self.content_offset
     }
 
     /// `hasMore` of a page read to its end (`next_delivery` returned `None`); absent means false.
@@ -225,6 +241,8 @@ impl<R: Read> PageReader<R> {
                         return syntax("duplicate field `content`");
                     }
                     saw_content = true;
+                    self.peek_token()?;
+                    self.content_offset = self.before_buf + self.pos as u64;
                     self.expect_string_start("content")?;
                     self.string_body(Target::Stream(content))?;
                     continue;
@@ -237,7 +255,7 @@ impl<R: Read> PageReader<R> {
                         self.literal(b"null")?;
                         None
                     } else {
-                        Some(self.small_string("createdAt")?)
+                        Some(self.small_string("createdAt")?.0)
                     });
                     continue;
                 }
@@ -258,11 +276,12 @@ impl<R: Read> PageReader<R> {
         if !saw_content {
             return Err(missing("content"));
         }
+        let (id, faithful) = id.ok_or_else(|| missing("id"))?;
         Ok(DeliveryFields {
-            id: id.ok_or_else(|| missing("id"))?,
-            system: system.ok_or_else(|| missing("system"))?,
-            file_name: file_name.unwrap_or_default(),
-            sha256: sha256.ok_or_else(|| missing("sha256"))?,
+            id: WireId::new(id, faithful),
+            system: system.ok_or_else(|| missing("system"))?.0,
+            file_name: file_name.unwrap_or_default().0,
+            sha256: sha256.ok_or_else(|| missing("sha256"))?.0,
             created_at: created_at.flatten(),
         })
     }
@@ -277,6 +296,7 @@ impl<R: Read> PageReader<R> {
         if self.eof {
             return Ok(false);
         }
+        self.before_buf += self.end as u64;
         self.pos = 0;
         self.end = 0;
         loop {
@@ -377,11 +397,13 @@ impl<R: Read> PageReader<R> {
         Ok(())
     }
 
-    fn small_string(&mut self, what: &str) -> Result<String> {
+    /// A delivery's text field and whether it came without a lone surrogate
+    /// (`protocol::read_wtf8`).
+    fn small_string(&mut self, what: &str) -> Result<(String, bool)> {
         self.expect_string_start(&format!("`{what}`"))?;
         let mut bytes = Vec::new();
         self.string_body(Target::Text(&mut bytes))?;
-        crate::protocol::from_wtf8(&bytes)
+        crate::protocol::read_wtf8(&bytes)
             .ok_or_else(|| PageError::Syntax("invalid UTF-8 in a string".into()))
     }
 
@@ -702,6 +724,18 @@ impl Utf8Check {
         }
         Ok(())
     }
+}
+
+/// Reads the JSON string that starts at `source`'s current position (at its opening quote, as
+/// `PageReader::content_offset` gives it), unescaped, to `sink`: a delivery's content read again
+/// from a page kept in a file, without reading the page again.
+pub fn read_string_at<R: Read>(
+    source: R,
+    sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> Result<()> {
+    let mut reader = PageReader::new(source);
+    reader.expect_string_start("content")?;
+    reader.string_body(Target::Stream(sink))
 }
 
 /// Decodes standard base64 (padded, as `base64::engine::general_purpose::STANDARD`) that arrives

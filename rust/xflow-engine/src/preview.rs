@@ -34,7 +34,9 @@ pub(crate) async fn run(
     }
     let systems: Vec<System> = cfg.folders.iter().map(|(s, _)| *s).collect();
     let client = Client::new(cfg)?;
-    let body = cancellable(cancel, client.fetch_page(&systems, cfg.page_size)).await?;
+    // A large page goes to the system's temp folder while it is read, never to the state folder.
+    let spill_to = std::env::temp_dir().join(format!("xflow-preview-{}.tmp", uuid::Uuid::now_v7()));
+    let body = cancellable(cancel, client.fetch_page(&systems, cfg.page_size, spill_to)).await?;
     counts.pages += 1;
     let page = body.parse()?;
     for wire in &page.deliveries {
@@ -62,7 +64,7 @@ pub(crate) async fn run(
                 "Finish the interrupted publish of delivery {} (recovery).",
                 r.id
             )),
-            _ => match validate::judge(cfg, "preview", wire, true) {
+            _ => match validate::judge(cfg, "preview", wire, true)? {
                 Verdict::Ready(r) => {
                     r.warnings.iter().for_each(|w| reporter.warning(w.clone()));
                     reporter.send(Event::Planned(page::delivered_file(&r.record)));

@@ -6,10 +6,12 @@
 
 use crate::config::{System, ValidatedConfig};
 use crate::error::{EngineError, Result};
+use crate::page_body::{BodySink, Content, PageBody};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, redirect};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 use zeroize::Zeroizing;
@@ -25,8 +27,8 @@ pub struct WireDelivery<'a> {
     pub system: String,
     #[serde(default, deserialize_with = "wire_text")]
     pub file_name: String,
-    #[serde(borrow)]
-    pub content: Cow<'a, str>,
+    #[serde(borrow, deserialize_with = "inline_content")]
+    pub content: Content<'a>,
     #[serde(deserialize_with = "wire_text")]
     pub sha256: String,
     #[serde(default, deserialize_with = "optional_wire_text")]
@@ -38,13 +40,18 @@ pub struct WireDelivery<'a> {
 /// the server knows and may be another delivery's. Nothing is journaled or acknowledged under an
 /// id that is not `faithful` (`validate::unreadable_id`), and it never equals a faithful id with
 /// the same text. Derefs to the text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct WireId {
     text: String,
     faithful: bool,
 }
 
 impl WireId {
+    /// An id read from WTF-8 (`read_wtf8`).
+    pub(crate) fn new(text: String, faithful: bool) -> WireId {
+        WireId { text, faithful }
+    }
+
     /// False when the id as sent held a lone surrogate.
     pub fn is_faithful(&self) -> bool {
         self.faithful
@@ -91,11 +98,23 @@ impl serde::de::Visitor<'_> for Text {
         Ok((v.to_owned(), true))
     }
     fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<(String, bool), E> {
-        // In UTF-8, ED is followed by 80..9F; ED A0..BF only starts a surrogate.
-        let faithful = !v.windows(2).any(|w| w[0] == 0xED && w[1] >= 0xA0);
-        let text = from_wtf8(v).ok_or_else(|| E::custom("invalid UTF-8 in a string"))?;
-        Ok((text, faithful))
+        read_wtf8(v).ok_or_else(|| E::custom("invalid UTF-8 in a string"))
     }
+}
+
+/// `from_wtf8`, and whether the text came without a lone surrogate.
+pub(crate) fn read_wtf8(v: &[u8]) -> Option<(String, bool)> {
+    // In UTF-8, ED is followed by 80..9F; ED A0..BF only starts a surrogate.
+    let faithful = !v.windows(2).any(|w| w[0] == 0xED && w[1] >= 0xA0);
+    Some((from_wtf8(v)?, faithful))
+}
+
+fn inline_content<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Content<'a>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Content::Inline(Text::deserialize(d)?.0))
 }
 
 fn optional_wire_text<'de, D: serde::Deserializer<'de>>(
@@ -130,30 +149,6 @@ pub struct Page<'a> {
     pub deliveries: Vec<WireDelivery<'a>>,
     #[serde(default)]
     pub has_more: bool,
-}
-
-/// A page's raw response body; `parse` borrows the deliveries from it.
-pub struct PageBody {
-    bytes: Vec<u8>,
-    url: String,
-}
-
-impl PageBody {
-    /// A body as received from `source` (a URL, or the spooled file it was kept in).
-    pub fn new(bytes: Vec<u8>, source: String) -> PageBody {
-        PageBody { bytes, url: source }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    pub fn parse(&self) -> Result<Page<'_>> {
-        serde_json::from_slice(&self.bytes).map_err(|e| EngineError::ProtocolError {
-            url: self.url.clone(),
-            reason: format!("the deliveries page is not valid JSON: {e}"),
-        })
-    }
 }
 
 #[derive(Serialize)]
@@ -249,19 +244,22 @@ impl Client {
         &self.deliveries_url
     }
 
-    pub async fn fetch_page(&self, systems: &[System], limit: u32) -> Result<PageBody> {
+    /// Fetches a page; a large one goes to a new file at `spill_to` as it arrives.
+    pub async fn fetch_page(
+        &self,
+        systems: &[System],
+        limit: u32,
+        spill_to: PathBuf,
+    ) -> Result<PageBody> {
         let mut url = self.deliveries_url.clone();
         let names: Vec<&str> = systems.iter().map(|s| s.wire_name()).collect();
         url.query_pairs_mut()
             .append_pair("systems", &names.join(","))
             .append_pair("limit", &limit.to_string());
-        let bytes = self
-            .send_with_retry(&url, || self.http.get(url.clone()))
+        let mut body = BodySink::spilling_to(spill_to);
+        self.send_with_retry(&url, || self.http.get(url.clone()), &mut body)
             .await?;
-        Ok(PageBody {
-            bytes,
-            url: self.deliveries_url.to_string(),
-        })
+        Ok(body.finish(self.deliveries_url.to_string()))
     }
 
     pub async fn ack(&self, ids: &[String]) -> Result<()> {
@@ -278,27 +276,33 @@ impl Client {
 
     async fn post_ack(&self, ids: &[String]) -> Result<()> {
         let body = serde_json::to_vec(&AckRequest { ids }).expect("ids serialise");
-        self.send_with_retry(&self.ack_url, || {
-            self.http
-                .post(self.ack_url.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-        })
+        self.send_with_retry(
+            &self.ack_url,
+            || {
+                self.http
+                    .post(self.ack_url.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            },
+            &mut BodySink::in_memory(),
+        )
         .await?;
         Ok(())
     }
 
     /// Sends a request, retrying transient failures with exponential backoff and jitter, and
-    /// returns the body of a 2xx answer. Acknowledging is idempotent, so retrying it is safe.
+    /// collects the body of a 2xx answer in `body`. Acknowledging is idempotent, so retrying it
+    /// is safe.
     async fn send_with_retry(
         &self,
         url: &Url,
         request: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<Vec<u8>> {
+        body: &mut BodySink,
+    ) -> Result<()> {
         let mut delay = self.retry.first_delay;
         let mut attempt = 1;
         loop {
-            let outcome = self.send_once(url, request()).await;
+            let outcome = self.send_once(url, request(), body).await;
             let wait = match &outcome {
                 Ok(_) => None,
                 Err(failure) if failure.transient && attempt < self.retry.attempts => Some(
@@ -310,7 +314,7 @@ impl Client {
                 Err(_) => None,
             };
             match (outcome, wait) {
-                (Ok(body), _) => return Ok(body),
+                (Ok(()), _) => return Ok(()),
                 (Err(failure), None) => return Err(failure.error),
                 (Err(_), Some(wait)) => {
                     tokio::time::sleep(wait).await;
@@ -325,14 +329,15 @@ impl Client {
         &self,
         url: &Url,
         request: reqwest::RequestBuilder,
-    ) -> std::result::Result<Vec<u8>, Failure> {
+        body: &mut BodySink,
+    ) -> std::result::Result<(), Failure> {
         let response = request
             .send()
             .await
             .map_err(|e| self.transport_failure(url, e))?;
         let status = response.status();
         if status.is_success() {
-            return self.read_body(url, response).await;
+            return self.read_body(url, response, body).await;
         }
         let retry_after = parse_retry_after(response.headers());
         let location = response
@@ -366,40 +371,46 @@ impl Client {
         })
     }
 
-    /// Reads a body up to the size cap, so a misbehaving server cannot exhaust memory.
+    /// Reads a body up to the size cap, so a misbehaving server cannot exhaust memory or disk.
     async fn read_body(
         &self,
         url: &Url,
         mut response: reqwest::Response,
-    ) -> std::result::Result<Vec<u8>, Failure> {
-        let mut body = Vec::with_capacity(
+        body: &mut BodySink,
+    ) -> std::result::Result<(), Failure> {
+        let fail = |error| Failure {
+            transient: false,
+            retry_after: None,
+            error,
+        };
+        // Only a large answer is written (to the state folder): a full disk there is named as such.
+        let place = body.spill_path().map(Path::to_path_buf).unwrap_or_default();
+        let io = |e: std::io::Error| fail(EngineError::from_io(&place, &e));
+        body.reset(
             response
                 .content_length()
                 .unwrap_or(0)
-                .min(self.max_body_bytes) as usize,
-        );
+                .min(self.max_body_bytes),
+        )
+        .map_err(io)?;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.transport_failure(url, e))?
         {
-            if (body.len() + chunk.len()) as u64 > self.max_body_bytes {
-                return Err(Failure {
-                    transient: false,
-                    retry_after: None,
-                    error: EngineError::ProtocolError {
-                        url: url.to_string(),
-                        reason: format!(
-                            "the answer is larger than {} bytes; raise the delivery size limit \
-                             if deliveries this large are expected",
-                            self.max_body_bytes
-                        ),
-                    },
-                });
+            if body.received() + chunk.len() as u64 > self.max_body_bytes {
+                return Err(fail(EngineError::ProtocolError {
+                    url: url.to_string(),
+                    reason: format!(
+                        "the answer is larger than {} bytes; raise the delivery size limit \
+                         if deliveries this large are expected",
+                        self.max_body_bytes
+                    ),
+                }));
             }
-            body.extend_from_slice(&chunk);
+            body.write(&chunk).map_err(io)?;
         }
-        Ok(body)
+        Ok(())
     }
 
     fn transport_failure(&self, url: &Url, err: reqwest::Error) -> Failure {
@@ -528,7 +539,7 @@ mod tests {
         assert!(!d.id.is_faithful(), "the server's id is not this text");
         assert_eq!(d.file_name, "a\u{fffd}b\u{1ffff}\u{fffe}");
         assert_eq!(d.created_at.as_deref(), Some("\u{fffd}"));
-        assert_eq!(d.content, "eA==");
+        assert!(matches!(&d.content, Content::Inline(c) if c == "eA=="));
         assert!(page.has_more);
         assert_eq!(
             from_wtf8(b"ok\xed\xbf\xbfx").as_deref(),

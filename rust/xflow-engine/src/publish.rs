@@ -13,6 +13,7 @@
 use crate::error::{EngineError, Result};
 use crate::fsops;
 use crate::names;
+use crate::page_stream::Sink;
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -75,8 +76,30 @@ pub fn is_temp_file_of(name: &str, owner: &str) -> bool {
 /// retried on the same file (after a failed fsync the page cache state is unknown): the file is
 /// discarded and written once more from the start.
 pub fn stage(dir: &Path, owner: &str, id: &str, content: &mut dyn Read) -> Result<StagedFile> {
+    stage_pieces(dir, owner, id, 0, &mut |sink| {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match content.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => sink(&buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// `stage` for content handed out in pieces (`feed` calls its sink with each), about
+/// `size_hint` bytes in all.
+pub fn stage_pieces(
+    dir: &Path,
+    owner: &str,
+    id: &str,
+    size_hint: u64,
+    feed: &mut dyn FnMut(Sink<'_>) -> io::Result<()>,
+) -> Result<StagedFile> {
     let temp_path = dir.join(temp_name(owner, id));
-    match write_durably(&temp_path, content) {
+    match write_durably(&temp_path, size_hint, feed) {
         Ok((size, sha256)) => Ok(StagedFile {
             dir: dir.to_path_buf(),
             temp_path,
@@ -90,21 +113,24 @@ pub fn stage(dir: &Path, owner: &str, id: &str, content: &mut dyn Read) -> Resul
     }
 }
 
-fn write_durably(path: &Path, content: &mut dyn Read) -> io::Result<(u64, String)> {
-    let mut file = fsops::create_new(path)?;
+fn write_durably(
+    path: &Path,
+    size_hint: u64,
+    feed: &mut dyn FnMut(Sink<'_>) -> io::Result<()>,
+) -> io::Result<(u64, String)> {
+    // Pieces (a decoder's output) are merged into writes of up to 256 KiB; a small file gets a
+    // buffer its own size, not a quarter of a megabyte to allocate and zero.
+    let capacity = size_hint.clamp(4 * 1024, 256 * 1024) as usize;
+    let mut out = io::BufWriter::with_capacity(capacity, fsops::create_new(path)?);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = read_full(content, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        file.write_all(&buf[..n])?;
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    file.sync_all()?;
+    feed(&mut |piece| {
+        out.write_all(piece)?;
+        hasher.update(piece);
+        size += piece.len() as u64;
+        Ok(())
+    })?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok((size, hex::encode(hasher.finalize())))
 }
 
@@ -146,22 +172,6 @@ pub fn stage_all<T: Sync>(
                 .expect("every slot is filled before the scope ends")
         })
         .collect()
-}
-
-/// Reads until `buf` is full or the content ends. The base64 decoder hands out well under 1 KiB
-/// per read; writing each piece as it comes would cost hundreds of thousands of write calls for
-/// a large delivery.
-fn read_full(content: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match content.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// Renames a staged file into place under `wanted` (already a safe name), or under a collision
@@ -426,16 +436,8 @@ mod tests {
     }
 
     #[test]
-    fn read_full_fills_the_buffer_from_small_reads_and_stops_at_the_end() {
+    fn content_read_a_few_bytes_at_a_time_is_staged_whole() {
         let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        let mut source = Trickle(&data);
-        let mut buf = [0u8; 400];
-        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 400);
-        assert_eq!(&buf[..], &data[..400]);
-        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 400);
-        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 200);
-        assert_eq!(&buf[..200], &data[800..]);
-        assert_eq!(read_full(&mut source, &mut buf).unwrap(), 0);
         let dir = tempfile::tempdir().unwrap();
         let staged = stage(dir.path(), "test", "id", &mut Trickle(&data)).unwrap();
         assert_eq!(std::fs::read(&staged.temp_path).unwrap(), data);

@@ -79,11 +79,12 @@ fn stage(scope: &Scope<'_>, ready: Vec<Ready<'_>>) -> Result<Vec<(Record, Staged
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
-        publish::stage(
+        publish::stage_pieces(
             &r.record.folder,
             scope.state_id,
             &r.record.id,
-            &mut r.open(),
+            r.record.size,
+            &mut |sink| r.content.decode(sink),
         )
     });
     let mut staged = Vec::with_capacity(ready.len());

@@ -32,9 +32,8 @@ pub(crate) fn quarantine(
         "reason": reason,
         "errorId": err.error_id(),
         "quarantinedAt": journal::now(),
-        "content": wire.content,
     });
-    let path = state_dir::quarantine(&scope.cfg.state_path, &wire.id, &document)?;
+    let path = state_dir::quarantine(&scope.cfg.state_path, &wire.id, &document, &wire.content)?;
     let record = Record {
         id: wire.id.to_string(),
         // The journal only knows our two systems; an unknown one is kept in the document.
@@ -45,7 +44,7 @@ pub(crate) fn quarantine(
         folder: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         temp_name: None,
         sha256: wire.sha256.clone(),
-        size: (wire.content.len() as u64 / 4) * 3,
+        size: (wire.content.encoded_len() / 4) * 3,
         created_at: wire.created_at.clone(),
         state: State::Quarantined,
         reason: Some(reason),

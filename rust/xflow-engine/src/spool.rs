@@ -6,6 +6,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::fsops;
+use crate::page_body::PageBody;
 use crate::state_dir::write_synced;
 use std::path::{Path, PathBuf};
 
@@ -33,16 +34,37 @@ impl PageSpool {
         Ok(PageSpool { dir })
     }
 
-    /// Makes `body` durable as a new page: written beside, fsynced, renamed into place and the
-    /// folder flushed, so after a crash the page is either complete or not there at all.
-    pub fn keep(&self, body: &[u8]) -> Result<SpooledPage> {
+    /// Makes `body` durable as a new page: written beside (or already in a file beside, when it
+    /// was large: `incoming_path`), fsynced, renamed into place and the folder flushed, so after
+    /// a crash the page is either complete or not there at all.
+    pub fn keep(&self, mut body: PageBody) -> Result<SpooledPage> {
         // uuid v7 sorts by time: recovery handles pages in the order they arrived.
         let name = format!("{PAGE_PREFIX}{}{PAGE_SUFFIX}", uuid::Uuid::now_v7());
         let path = self.dir.join(name);
         let io = |e: std::io::Error| EngineError::from_io(&self.dir, &e);
-        write_synced(&path, &mut &body[..]).map_err(io)?;
+        match body.take_file() {
+            Some(incoming) => {
+                std::fs::File::open(&incoming)
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| std::fs::rename(&incoming, &path))
+                    .map_err(io)?;
+            }
+            None => {
+                let bytes = body.memory().unwrap_or_default();
+                write_synced(&path, &mut &bytes[..]).map_err(io)?;
+            }
+        }
         fsops::sync_dir(&self.dir).map_err(io)?;
         Ok(SpooledPage { path })
+    }
+
+    /// Where a large page goes while it arrives (`keep` renames it; a crash leaves it
+    /// unfinished, for `remove_unfinished`).
+    pub fn incoming_path(&self) -> PathBuf {
+        self.dir.join(format!(
+            "{PAGE_PREFIX}{}.incoming.tmp",
+            uuid::Uuid::now_v7()
+        ))
     }
 
     /// The pages waiting to be processed, oldest first.
@@ -67,10 +89,6 @@ impl PageSpool {
             .filter(|name| name.ends_with(UNREADABLE_SUFFIX))
             .map(|name| self.dir.join(name))
             .collect())
-    }
-
-    pub fn read(&self, page: &SpooledPage) -> Result<Vec<u8>> {
-        std::fs::read(&page.path).map_err(|e| EngineError::from_io(&self.dir, &e))
     }
 
     /// Every delivery in the page is final in the journal: the page has done its job. A removal
@@ -145,14 +163,18 @@ fn is_page(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn body(bytes: &[u8]) -> PageBody {
+        PageBody::new(bytes.to_vec(), "test".into())
+    }
+
     #[test]
     fn pages_are_kept_whole_in_arrival_order_and_removed_when_done() {
         let dir = tempfile::tempdir().unwrap();
         let spool = PageSpool::open(dir.path()).unwrap();
-        let first = spool.keep(br#"{"deliveries":[]}"#).unwrap();
-        let second = spool.keep(b"second").unwrap();
+        let first = spool.keep(body(br#"{"deliveries":[]}"#)).unwrap();
+        let second = spool.keep(body(b"second")).unwrap();
         assert_eq!(spool.pages().unwrap(), vec![first.clone(), second.clone()]);
-        assert_eq!(spool.read(&first).unwrap(), br#"{"deliveries":[]}"#);
+        assert_eq!(std::fs::read(&first.path).unwrap(), br#"{"deliveries":[]}"#);
         assert_eq!(waiting_pages(dir.path()).unwrap(), 2);
         spool.remove(&first).unwrap();
         spool.remove(&first).unwrap();
@@ -163,7 +185,7 @@ mod tests {
     fn an_unreadable_page_is_set_aside_not_lost() {
         let dir = tempfile::tempdir().unwrap();
         let spool = PageSpool::open(dir.path()).unwrap();
-        let page = spool.keep(b"{not json").unwrap();
+        let page = spool.keep(body(b"{not json")).unwrap();
         let kept = spool.set_aside(&page).unwrap();
         assert!(spool.pages().unwrap().is_empty());
         assert_eq!(spool.unreadable().unwrap(), vec![kept.clone()]);
@@ -174,7 +196,7 @@ mod tests {
     fn only_half_written_pages_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let spool = PageSpool::open(dir.path()).unwrap();
-        let page = spool.keep(b"whole").unwrap();
+        let page = spool.keep(body(b"whole")).unwrap();
         std::fs::write(dir.path().join("spool/page-x.tmp"), b"half").unwrap();
         assert_eq!(spool.remove_unfinished().unwrap(), 1);
         assert_eq!(spool.pages().unwrap(), vec![page]);

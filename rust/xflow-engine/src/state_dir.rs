@@ -2,10 +2,11 @@
 //! the quarantine of deliveries that failed validation.
 
 use crate::error::{EngineError, Result};
+use crate::page_body::Content;
 use crate::{fsops, state_access};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const LOCK_FILE: &str = "run.lock";
@@ -61,15 +62,51 @@ fn id_file_name(id: &str, extension: &str) -> String {
     format!("{}.{extension}", &digest[..32])
 }
 
-/// Writes a quarantined delivery (as received, with the reason) for an administrator to inspect.
-pub fn quarantine(state_dir: &Path, id: &str, document: &serde_json::Value) -> Result<PathBuf> {
+/// Writes a quarantined delivery (as received, with the reason) for an administrator to inspect:
+/// `document` with the delivery's `content` (base64, as the server sent it) as its last member,
+/// copied in pieces, so a large delivery is never held whole.
+pub fn quarantine(
+    state_dir: &Path,
+    id: &str,
+    document: &serde_json::Value,
+    content: &Content<'_>,
+) -> Result<PathBuf> {
     let dir = state_dir.join(QUARANTINE_DIR);
     std::fs::create_dir_all(&dir).map_err(|e| EngineError::from_io(&dir, &e))?;
     let path = dir.join(id_file_name(id, "json"));
-    let bytes = serde_json::to_vec_pretty(document).expect("JSON value serialises");
-    write_synced(&path, &mut bytes.as_slice()).map_err(|e| EngineError::from_io(&dir, &e))?;
+    let mut head = serde_json::to_vec_pretty(document).expect("JSON value serialises");
+    // An object's closing brace, taken off so the content can follow the other members.
+    assert_eq!(head.pop(), Some(b'}'), "a quarantine document is an object");
+    let empty = head.trim_ascii_end() == b"{";
+    head.truncate(head.trim_ascii_end().len());
+    head.extend_from_slice(if empty { b"\n" } else { b",\n" });
+    head.extend_from_slice(b"  \"content\": \"");
+    write_synced_with(&path, &mut |out| {
+        out.write_all(&head)?;
+        content.encoded(&mut |piece| write_json_escaped(out, piece))?;
+        out.write_all(b"\"\n}")
+    })
+    .map_err(|e| EngineError::from_io(&dir, &e))?;
     fsops::sync_dir(&dir).map_err(|e| EngineError::from_io(&dir, &e))?;
     Ok(path)
+}
+
+/// The inside of a JSON string for UTF-8 text given in pieces (a piece may end inside a
+/// character: bytes of 0x80 and above are copied as they are).
+fn write_json_escaped(out: &mut dyn Write, text: &[u8]) -> std::io::Result<()> {
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            out.write_all(&text[start..i])?;
+            match b {
+                b'"' => out.write_all(b"\\\"")?,
+                b'\\' => out.write_all(b"\\\\")?,
+                _ => write!(out, "\\u{b:04x}")?,
+            }
+            start = i + 1;
+        }
+    }
+    out.write_all(&text[start..])
 }
 
 pub fn remove_quarantined(state_dir: &Path, id: &str) {
@@ -82,11 +119,18 @@ pub fn remove_quarantined(state_dir: &Path, id: &str) {
 
 /// Our own folder, our own names: write beside, fsync, rename over.
 pub(crate) fn write_synced(path: &Path, content: &mut dyn Read) -> std::io::Result<()> {
+    write_synced_with(path, &mut |out| std::io::copy(content, out).map(drop))
+}
+
+/// `write_synced` for content that `write` writes.
+fn write_synced_with(
+    path: &Path,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let temp = path.with_extension("tmp");
-    let mut file = state_access::create_private(&temp)?;
-    std::io::copy(content, &mut file)?;
-    file.sync_all()?;
-    drop(file);
+    let mut out = std::io::BufWriter::new(state_access::create_private(&temp)?);
+    write(&mut out)?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&temp, path)
 }
 
@@ -117,11 +161,24 @@ mod tests {
     }
 
     #[test]
-    fn quarantine_keeps_the_document() {
+    fn quarantine_keeps_the_document_with_its_content_escaped() {
         let dir = tempfile::tempdir().unwrap();
-        let path = quarantine(dir.path(), "x", &serde_json::json!({"reason": "bad"})).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("bad"));
+        let content = Content::Inline("not \"base64\" \\ \u{1}ø".into());
+        let path = quarantine(
+            dir.path(),
+            "x",
+            &serde_json::json!({"reason": "bad", "id": "x"}),
+            &content,
+        )
+        .unwrap();
+        let kept: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(kept["reason"], "bad");
+        assert_eq!(kept["content"], "not \"base64\" \\ \u{1}ø");
+        let empty = quarantine(dir.path(), "y", &serde_json::json!({}), &content).unwrap();
+        let kept: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&empty).unwrap()).unwrap();
+        assert_eq!(kept.as_object().unwrap().len(), 1);
         remove_quarantined(dir.path(), "x");
         assert!(!path.exists());
     }

@@ -7,28 +7,18 @@ use crate::content::{ContentCheck, Judgement};
 use crate::error::EngineError;
 use crate::journal::{self, Record, State};
 use crate::names;
+use crate::page_body::Content;
 use crate::protocol::WireDelivery;
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::PathBuf;
 
 /// A delivery ready to be published: the journal row it will get and its content, still base64
-/// in the page it came in.
+/// in the page it came in (decoded in pieces on its way into the file).
 pub(crate) struct Ready<'a> {
     pub record: Record,
-    pub content: &'a str,
+    pub content: &'a Content<'a>,
     /// The content check's findings under `Warn`: reported, and the delivery goes on.
     pub warnings: Vec<String>,
-}
-
-impl Ready<'_> {
-    /// The decoded bytes, streamed: memory stays flat however large the delivery.
-    pub fn open(&self) -> impl Read + '_ {
-        base64::read::DecoderReader::new(
-            self.content.as_bytes(),
-            &base64::engine::general_purpose::STANDARD,
-        )
-    }
 }
 
 pub(crate) enum Verdict<'a> {
@@ -72,13 +62,14 @@ pub(crate) fn unreadable_id(
 
 /// Judges `wire`. `server_keeps_it` is false where the server has already forgotten the delivery
 /// (mode None, a spooled page): a delivery for a system without a folder is then refused (kept in
-/// quarantine) instead of left pending.
+/// quarantine) instead of left pending. An error is ours, not the delivery's: its page could not
+/// be read back from the state folder.
 pub(crate) fn judge<'a>(
     cfg: &ValidatedConfig,
     run_id: &str,
     wire: &'a WireDelivery<'a>,
     server_keeps_it: bool,
-) -> Verdict<'a> {
+) -> Result<Verdict<'a>, EngineError> {
     let refused = |system, reason: String| Verdict::Refused {
         system,
         error: EngineError::InvalidDelivery {
@@ -87,29 +78,29 @@ pub(crate) fn judge<'a>(
         },
     };
     let Some(system) = System::from_wire(&wire.system) else {
-        return refused(None, format!("unknown system '{}'", wire.system));
+        return Ok(refused(None, format!("unknown system '{}'", wire.system)));
     };
     let Some(folder) = cfg.folder_for(system) else {
         if server_keeps_it {
-            return Verdict::NoFolder(system);
+            return Ok(Verdict::NoFolder(system));
         }
-        return refused(
+        return Ok(refused(
             Some(system),
             format!(
                 "it is for {}, which has no folder configured (kept, since ack mode None means \
                  the server has forgotten it)",
                 system.wire_name()
             ),
-        );
+        ));
     };
     let check = ContentCheck::new(system, cfg.validation_for(system));
-    let (size, judgement) = match verify(wire, cfg.max_delivery_bytes, check) {
+    let (size, judgement) = match verify(wire, cfg.max_delivery_bytes, check)? {
         Ok(checked) => checked,
         Err(error) => {
-            return Verdict::Refused {
+            return Ok(Verdict::Refused {
                 system: Some(system),
                 error,
-            };
+            });
         }
     };
     let warnings = match judgement {
@@ -126,7 +117,7 @@ pub(crate) fn judge<'a>(
             })
             .collect(),
         Judgement::Refuse(reason) => {
-            return Verdict::Refused {
+            return Ok(Verdict::Refused {
                 system: Some(system),
                 error: EngineError::InvalidContent {
                     id: wire.id.to_string(),
@@ -134,14 +125,14 @@ pub(crate) fn judge<'a>(
                     system: system.wire_name(),
                     reason,
                 },
-            };
+            });
         }
     };
-    Verdict::Ready(Box::new(Ready {
+    Ok(Verdict::Ready(Box::new(Ready {
         record: ready_record(wire, system, folder.to_path_buf(), size, run_id),
         content: &wire.content,
         warnings,
-    }))
+    })))
 }
 
 fn ready_record(
@@ -172,49 +163,50 @@ fn ready_record(
 }
 
 /// Checks size, base64 and sha256 by decoding in a stream, feeding the same decoded bytes to the
-/// content check. Returns the decoded size and the check's judgement.
+/// content check. Returns the decoded size and the check's judgement, or why the delivery is
+/// refused; the outer error is a failure to read its page back from the state folder.
 fn verify(
     wire: &WireDelivery<'_>,
     max_bytes: u64,
     mut check: Option<ContentCheck>,
-) -> Result<(u64, Judgement), EngineError> {
+) -> Result<Result<(u64, Judgement), EngineError>, EngineError> {
     let invalid = |reason: String| EngineError::InvalidDelivery {
         id: wire.id.to_string(),
         reason,
     };
-    let approximate = (wire.content.len() as u64 / 4) * 3;
+    let approximate = (wire.content.encoded_len() / 4) * 3;
     if approximate > max_bytes {
-        return Err(invalid(format!(
+        return Ok(Err(invalid(format!(
             "it is about {approximate} bytes, more than the limit of {max_bytes}"
-        )));
+        ))));
     }
-    let mut decoder = base64::read::DecoderReader::new(
-        wire.content.as_bytes(),
-        &base64::engine::general_purpose::STANDARD,
-    );
     let mut hasher = Sha256::new();
-    let mut buf = [0u8; 64 * 1024];
     let mut size = 0u64;
-    loop {
-        let n = decoder
-            .read(&mut buf)
-            .map_err(|e| invalid(format!("content is not valid base64: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    let decoded = wire.content.decode(&mut |piece| {
+        hasher.update(piece);
         if let Some(check) = check.as_mut() {
-            check.update(&buf[..n]);
+            check.update(piece);
         }
-        size += n as u64;
+        size += piece.len() as u64;
+        Ok(())
+    });
+    match decoded {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Ok(Err(invalid(e.to_string())));
+        }
+        Err(e) => return Err(EngineError::Internal(format!("delivery {}: {e}", wire.id))),
     }
     let actual = hex::encode(hasher.finalize());
     if !actual.eq_ignore_ascii_case(wire.sha256.trim()) {
-        return Err(EngineError::HashMismatch {
+        return Ok(Err(EngineError::HashMismatch {
             id: wire.id.to_string(),
             expected: wire.sha256.clone(),
             actual,
-        });
+        }));
     }
-    Ok((size, check.map_or(Judgement::Clean, ContentCheck::finish)))
+    Ok(Ok((
+        size,
+        check.map_or(Judgement::Clean, ContentCheck::finish),
+    )))
 }

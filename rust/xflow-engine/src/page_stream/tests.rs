@@ -3,6 +3,7 @@
 //! anywhere, pieces of every size; and on truncated and mutated pages.
 
 use super::*;
+use crate::page_body::Content;
 use crate::protocol::Page;
 use base64::Engine;
 use proptest::prelude::*;
@@ -58,13 +59,16 @@ fn reference(text: &[u8]) -> Option<Read_> {
             .map(|d| {
                 (
                     DeliveryFields {
-                        id: d.id.to_string(),
+                        id: d.id,
                         system: d.system,
                         file_name: d.file_name,
                         sha256: d.sha256,
                         created_at: d.created_at,
                     },
-                    d.content.as_bytes().to_vec(),
+                    match d.content {
+                        Content::Inline(text) => text.as_bytes().to_vec(),
+                        Content::InFile { .. } => unreachable!("parsed from memory"),
+                    },
                 )
             })
             .collect(),
@@ -372,7 +376,7 @@ fn a_large_content_is_handed_out_in_pieces_and_never_held() {
         })
         .unwrap()
         .unwrap();
-    assert_eq!((fields.id.as_str(), total), ("1", content.len()));
+    assert_eq!((&*fields.id, total), ("1", content.len()));
     assert!(largest <= BUFFER, "{largest}");
     assert!(reader.next_delivery(&mut |_| Ok(())).unwrap().is_none());
     assert!(reader.has_more());
@@ -415,7 +419,8 @@ fn errors_name_the_problem() {
         3,
     )
     .unwrap();
-    assert_eq!(odd.deliveries[0].0.id, "a\u{fffd}b\u{fffd}");
+    assert_eq!(&*odd.deliveries[0].0.id, "a\u{fffd}b\u{fffd}");
+    assert!(!odd.deliveries[0].0.id.is_faithful());
     assert_eq!(odd.deliveries[0].0.system, "S\u{1}");
     let long = format!(
         r#"{{"deliveries":[{{"id":"{}"}}]}}"#,
