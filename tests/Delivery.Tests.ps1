@@ -148,6 +148,26 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         (Get-XFlowSimDeliveries -Sim $script:Sim)[0].ackCount | Should -Be 0
     }
 
+    It 'shows the engine''s verbose messages under -Verbose and under $VerbosePreference = Continue alike' {
+        # Without either, the engine is asked for none (fewer events per file in a drain); the
+        # preference must still be honoured when no -Verbose is given.
+        foreach ($how in 'switch', 'preference') {
+            Reset-XFlowSim -Sim $script:Sim
+            $folders = New-XFlowRunFolders -Parent $script:Work
+            Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = "v-$how.csv"; Bytes = [byte[]](65, 66) }) | Out-Null
+            $records = if ($how -eq 'switch') {
+                & { Invoke-Delivery -Folders $folders -Extra @{ Verbose = $true } } 4>&1
+            }
+            else {
+                & { $VerbosePreference = 'Continue'; Invoke-Delivery -Folders $folders } 4>&1
+            }
+            $verbose = @($records | Where-Object { $_ -is [Management.Automation.VerboseRecord] } | ForEach-Object Message)
+            $verbose | Where-Object { $_ -like 'published * as *' } | Should -Not -BeNullOrEmpty -Because "verbose by $how"
+        }
+        $quiet = & { Invoke-Delivery -Folders (New-XFlowRunFolders -Parent $script:Work) } 4>&1
+        @($quiet | Where-Object { $_ -is [Management.Automation.VerboseRecord] }) | Should -BeNullOrEmpty
+    }
+
     It 'never shows the API token in any output stream, error or state file' {
         $folders = New-XFlowRunFolders -Parent $script:Work
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [byte[]](65, 66) }) | Out-Null

@@ -78,6 +78,7 @@ namespace XFlowDelivery.Cmdlets
                     if (reason != ShouldProcessReason.WhatIf) return; // declined at -Confirm
                     values.WhatIf = true; // fetch and validate only; nothing written or acknowledged
                 }
+                values.Verbose = VerboseShown();
                 WriteVerbose($"Fetching deliveries from {values.BaseUrl} ({folders}; state: {values.StatePath}; ack: {values.AckMode}" +
                              (values.WhatIf ? "; WhatIf: nothing is written or acknowledged" : "") + ").");
                 Run(values, token);
@@ -152,6 +153,21 @@ namespace XFlowDelivery.Cmdlets
             // A stopped pipeline takes no more output; the console host still shows the warning.
             if (StopRequested) Host?.UI?.WriteWarningLine(message);
             else WriteWarning(message);
+        }
+
+        /// <summary>
+        /// Whether WriteVerbose output is shown or collected (-Verbose, or $VerbosePreference): when
+        /// it is not, the engine is asked for no verbose messages, which halves the events a drain
+        /// sends across the boundary.
+        /// </summary>
+        private bool VerboseShown()
+        {
+            if (MyInvocation.BoundParameters.TryGetValue("Verbose", out var bound) && bound is SwitchParameter verbose)
+            {
+                return verbose.IsPresent;
+            }
+            return !(GetVariableValue("VerbosePreference") is ActionPreference preference)
+                || (preference != ActionPreference.SilentlyContinue && preference != ActionPreference.Ignore);
         }
 
         /// <summary>Pulls events on the pipeline thread; every Write* happens here.</summary>

@@ -17,6 +17,8 @@ namespace XFlowDelivery.Native
         public int TimeoutSec = 100;
         public bool AllowInsecureHttp;
         public bool WhatIf;
+        /// <summary>Whether the engine sends verbose messages (none are shown without -Verbose).</summary>
+        public bool Verbose = true;
         public int? DeadlineSec;
         public string? ProxyUrl;
         public string? SdLoenValidation;
@@ -61,6 +63,7 @@ namespace XFlowDelivery.Native
             rest.Append(",\"timeoutSec\":").Append(values.TimeoutSec.ToString(System.Globalization.CultureInfo.InvariantCulture));
             rest.Append(",\"allowInsecureHttp\":").Append(values.AllowInsecureHttp ? "true" : "false");
             rest.Append(",\"whatIf\":").Append(values.WhatIf ? "true" : "false");
+            rest.Append(",\"verbose\":").Append(values.Verbose ? "true" : "false");
             if (values.DeadlineSec is int deadline) rest.Append(",\"deadlineSec\":").Append(deadline.ToString(System.Globalization.CultureInfo.InvariantCulture));
             if (values.ProxyUrl != null) { rest.Append(",\"proxyUrl\":"); EngineJson.AppendString(rest, values.ProxyUrl); }
             if (values.SdLoenValidation != null) { rest.Append(",\"sdLoenValidation\":"); EngineJson.AppendString(rest, values.SdLoenValidation); }

@@ -112,6 +112,10 @@ pub struct RunConfig {
     pub allow_insecure_http: bool,
     #[serde(default)]
     pub what_if: bool,
+    /// Whether verbose messages are wanted (a cmdlet without -Verbose asks for none): a drain
+    /// then sends one event per file instead of two.
+    #[serde(default = "default_verbose")]
+    pub verbose: bool,
     #[serde(default = "default_auth_header")]
     pub auth_header_name: String,
     #[serde(default = "default_page_size")]
@@ -148,6 +152,9 @@ pub struct RunConfig {
 fn default_timeout_sec() -> u64 {
     100
 }
+fn default_verbose() -> bool {
+    true
+}
 fn default_auth_header() -> String {
     "publicApiToken".to_owned()
 }
@@ -178,6 +185,7 @@ pub struct ValidatedConfig {
     pub ack_mode: AckMode,
     pub timeout: Duration,
     pub what_if: bool,
+    pub verbose: bool,
     pub auth_header_name: reqwest::header::HeaderName,
     pub page_size: u32,
     pub max_pages: u32,
@@ -318,6 +326,7 @@ impl RunConfig {
             ack_mode: self.ack_mode,
             timeout: Duration::from_secs(self.timeout_sec),
             what_if: self.what_if,
+            verbose: self.verbose,
             auth_header_name,
             page_size: self.page_size,
             max_pages: self.max_pages,
@@ -383,6 +392,7 @@ mod tests {
             timeout_sec: 30,
             allow_insecure_http: false,
             what_if: false,
+            verbose: true,
             auth_header_name: default_auth_header(),
             page_size: 100,
             max_pages: 10,

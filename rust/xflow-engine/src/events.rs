@@ -136,16 +136,21 @@ impl Summary {
 #[derive(Clone)]
 pub(crate) struct Reporter {
     tx: SyncSender<Event>,
+    verbose: bool,
 }
 
 impl Reporter {
-    pub(crate) fn new(tx: SyncSender<Event>) -> Reporter {
-        Reporter { tx }
+    /// `verbose`: whether verbose messages are sent at all.
+    pub(crate) fn new(tx: SyncSender<Event>, verbose: bool) -> Reporter {
+        Reporter { tx, verbose }
     }
     pub(crate) fn send(&self, event: Event) {
         let _ = self.tx.send(event);
     }
     pub(crate) fn verbose(&self, message: impl Into<String>) {
+        if !self.verbose {
+            return;
+        }
         self.send(Event::Verbose {
             message: message.into(),
         });

@@ -145,7 +145,8 @@ impl Run {
     pub fn start(config: RunConfig) -> Result<Run> {
         let config = config.validate()?;
         Worker::spawn("xflow-run", EVENT_BUFFER, move |tx, cancel| {
-            execute(config, Reporter::new(tx), cancel)
+            let reporter = Reporter::new(tx, config.verbose);
+            execute(config, reporter, cancel)
         })
     }
 }

@@ -578,3 +578,33 @@ async fn a_full_page_of_refused_deliveries_does_not_hide_the_ones_behind_it() {
     assert_eq!(second.summary().failed, 5, "still reported");
     assert_eq!(second.summary().delivered, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_messages_come_only_when_asked_for() {
+    let env = env().await;
+    let ids = sample_backlog(&env).await;
+    let mut quiet = env.config("Ack");
+    quiet["verbose"] = json!(false);
+    let report = env.run(quiet).await;
+    assert_eq!(
+        report.expect(Outcome::Succeeded, "quiet run").delivered as usize,
+        ids.len()
+    );
+    let verbose = |r: &Report| {
+        r.events
+            .iter()
+            .filter(|e| matches!(e, Event::Verbose { .. }))
+            .count()
+    };
+    assert_eq!(verbose(&report), 0, "{}", report.text());
+    assert_eq!(
+        report.delivered(),
+        ids.len(),
+        "the delivered files are still reported"
+    );
+
+    sample_backlog(&env).await;
+    let report = env.run_mode("Ack").await;
+    report.expect(Outcome::Succeeded, "run with the default");
+    assert!(verbose(&report) > 0, "verbose is on unless turned off");
+}
