@@ -1,7 +1,9 @@
 # The order of the durability system calls, observed with strace on a child pwsh running the real
 # module: LazyFS (tests/PowerCut.Tests.ps1) drops unsynced file data but not directory entries,
 # so this checks the rest. For every published file:
-#   1. the temp file's fsync (or fdatasync) returned before the rename (or link) that published it;
+#   1. the temp file's fsync (or fdatasync) returned before the rename (or link) that published it,
+#      or the temp file was opened with O_DSYNC (each write durable when it returns, as a write
+#      and fdatasync) and every write to it returned before that rename;
 #   2. its folder's fsync started after that rename returned and ended before the acknowledgement
 #      of the delivery was sent;
 #   3. after the folder's fsync, a write to the journal's WAL naming the delivery, then the WAL's
@@ -57,7 +59,7 @@ BeforeAll {
         $pending = @{}
         $n = 0
         # Only lines that can matter (pwsh's own pipe writes are most of the log); order is kept.
-        $lines = Select-String -LiteralPath $Path -Raw -Pattern 'fsync|rename|link|TCP:\[|sqlite3-wal|resumed>|unfinished'
+        $lines = Select-String -LiteralPath $Path -Raw -Pattern 'fsync|rename|link|TCP:\[|sqlite3-wal|\.partial|resumed>|unfinished'
         foreach ($line in $lines) {
             $n++
             if ($line -notmatch '^(?<pid>\d+)\s+(?<rest>.*)$') { continue }
@@ -91,7 +93,8 @@ BeforeAll {
         .SYNOPSIS
             One Invoke-XFlowDelivery in a child pwsh under strace; returns the run and the parsed
             events: Syncs (path, entry, exit), Publishes (from, to), WalWrites, Sends (socket
-            writes to the simulator with their request's first line).
+            writes to the simulator with their request's first line), DsyncOpens (paths opened
+            with O_DSYNC) and TempWrites (writes to temp files: path, entry, exit).
         #>
         param($Folders, [string]$AckMode)
         $trace = Join-Path $script:Work ("trace-" + [Guid]::NewGuid().ToString('N').Substring(0, 8) + '.txt')
@@ -99,7 +102,7 @@ BeforeAll {
         # written: the token never reaches a file.
         $redact = '|sed -E ''s/(publicapitoken: )[^\\"]*/\1<redacted>/Ig'' > ''{0}''' -f $trace
         $prefix = @('strace', '-f', '-qq', '-y', '-yy', '-s', '8192', '--seccomp-bpf', '-o', $redact,
-            '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,link,linkat,write,writev,pwrite64,pwritev,sendto,sendmsg', '--')
+            '-e', 'trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,write,writev,pwrite64,pwritev,sendto,sendmsg', '--')
         $run = Wait-XFlowRunOnce -Run (Start-XFlowRunOnce -Sim $script:Sim -StatePath $Folders.State -SdLoenPath $Folders.SdLoen `
                 -PrismePath $Folders.Prisme -AckMode $AckMode -CommandPrefix $prefix)
         if ([IO.File]::ReadAllText($trace).Contains($script:Sim.Token)) { throw "the token reached the trace file $trace" }
@@ -109,9 +112,14 @@ BeforeAll {
         $publishes = [Collections.Generic.List[object]]::new()
         $walWrites = [Collections.Generic.List[object]]::new()
         $sends = [Collections.Generic.List[object]]::new()
+        $dsyncOpens = @{}
+        $tempWrites = [Collections.Generic.List[object]]::new()
         $requestOf = @{}
         foreach ($e in $events) {
             switch -Regex ($e.Name) {
+                '^openat$' {
+                    if ($e.Args -match '\bO_DSYNC\b') { $dsyncOpens[@(Get-QuotedStrings $e.Args)[0]] = $true }
+                }
                 '^f(data)?sync$' {
                     $syncs.Add([pscustomobject]@{ Path = (Get-FdTarget $e.Args); Entry = $e.Entry; Exit = $e.Exit })
                 }
@@ -123,7 +131,10 @@ BeforeAll {
                 '^(write|writev|pwrite64|pwritev|sendto|sendmsg)$' {
                     $target = Get-FdTarget $e.Args
                     $data = (@(Get-QuotedStrings $e.Args) -join '')
-                    if ($target -like '*journal.sqlite3-wal') {
+                    if ($target -like '*.partial') {
+                        $tempWrites.Add([pscustomobject]@{ Path = $target; Entry = $e.Entry; Exit = $e.Exit })
+                    }
+                    elseif ($target -like '*journal.sqlite3-wal') {
                         $walWrites.Add([pscustomobject]@{ Data = $data; Entry = $e.Entry; Exit = $e.Exit })
                     }
                     elseif ($target -match "^TCP:\[.*->127\.0\.0\.1:$port\]$") {
@@ -134,7 +145,8 @@ BeforeAll {
                 }
             }
         }
-        [pscustomobject]@{ Run = $run; Trace = $trace; Syncs = $syncs; Publishes = $publishes; WalWrites = $walWrites; Sends = $sends }
+        [pscustomobject]@{ Run = $run; Trace = $trace; Syncs = $syncs; Publishes = $publishes; WalWrites = $walWrites; Sends = $sends
+            DsyncOpens = $dsyncOpens; TempWrites = $tempWrites }
     }
 
     function script:Test-Ordering {
@@ -150,7 +162,9 @@ BeforeAll {
             $publish = @($Traced.Publishes | Where-Object To -EQ $file.path) | Select-Object -First 1
             if (-not $publish) { "${where}: no rename or link published it"; continue }
             $fileSync = @($Traced.Syncs | Where-Object { $_.Path -eq $publish.From -and $_.Exit -lt $publish.Entry })
-            if (-not $fileSync) { "${where}: the temp file '$($publish.From)' was not fsynced before its $($publish.Call) (event $($publish.Entry))" }
+            $writes = @($Traced.TempWrites | Where-Object Path -EQ $publish.From)
+            $durableWrites = $Traced.DsyncOpens[$publish.From] -and $writes -and -not @($writes | Where-Object Exit -GT $publish.Entry)
+            if (-not $fileSync -and -not $durableWrites) { "${where}: the temp file '$($publish.From)' was neither fsynced nor written with O_DSYNC before its $($publish.Call) (event $($publish.Entry))" }
 
             $ack = $endOfRun
             if ($AckMode -eq 'Ack') {

@@ -21,6 +21,26 @@ pub fn create_new(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
+/// `create_new` for a file written in one write: on Linux each write is durable when it returns
+/// (`O_DSYNC`: data and size on disk, as a write followed by `fdatasync`), in one system call and
+/// one device flush. Returns whether that is so; elsewhere the caller flushes as usual.
+pub fn create_new_durable_writes(path: &Path) -> io::Result<(File, bool)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DSYNC)
+            .open(path)?;
+        Ok((file, true))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Ok((create_new(path)?, false))
+    }
+}
+
 /// Renames `from` to `to`, failing with `ErrorKind::AlreadyExists` if `to` exists, and makes the
 /// new name durable where the platform can do that per file (Windows); elsewhere call
 /// `sync_dir` on the folder afterwards. Atomic where the file system offers a no-replace rename
