@@ -58,6 +58,7 @@ namespace XFlowDelivery.Config
                     throw Invalid(path, "it is not a valid XFlowDelivery configuration (JSON): " + ex.Message);
                 }
                 if (doc == null) throw Invalid(path, "it is empty");
+                Validate(doc, path);
                 if (doc.Token != null && values.Count == 1 && values[0].Length > 0)
                 {
                     doc.Token.Present = true;
@@ -67,7 +68,6 @@ namespace XFlowDelivery.Config
                         Buffer.BlockCopy(raw, values[0].Start, doc.Token.Stored, 0, values[0].Length);
                     }
                 }
-                Validate(doc, path);
                 return doc;
             }
             finally
@@ -91,7 +91,14 @@ namespace XFlowDelivery.Config
                     bytes = new byte[stream.Length];
                     int read = 0, n;
                     while (read < bytes.Length && (n = stream.Read(bytes, read, bytes.Length - read)) > 0) read += n;
-                    if (read < bytes.Length) Array.Resize(ref bytes, read); // shrank meanwhile: the old array held nothing more
+                    if (read < bytes.Length)
+                    {
+                        // Shrank meanwhile: keep what was read, in an array of its size.
+                        var shorter = new byte[read];
+                        Buffer.BlockCopy(bytes, 0, shorter, 0, read);
+                        Array.Clear(bytes, 0, bytes.Length);
+                        bytes = shorter;
+                    }
                 }
             }
             catch (Exception ex) when (ex is FileNotFoundException || ex is DirectoryNotFoundException)
