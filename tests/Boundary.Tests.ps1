@@ -229,34 +229,16 @@ Describe 'A delivery id with a lone surrogate: refused by name, never acknowledg
     }
 }
 
-Describe 'The token read from a configuration file never stays in managed memory' -Skip:(-not $IsLinux) {
-    # Linux only (the process's memory is read through /proc/self/mem). A child pwsh, which never
-    # saw the token, runs from the configuration file and then searches all its own writable
-    # memory for the token as .NET would hold it: UTF-16 (a string or char[]), and its base64
-    # text (the file's value) in ASCII and in UTF-16. Found means some copy was not zeroed. The
-    # token in UTF-8 is not searched: the engine's HTTP client keeps copies of the request
-    # headers that it does not zero (docs/design.md, "Secrets across the boundary").
-    It 'after Invoke-XFlowDelivery -ConfigPath and Get-XFlowDeliveryConfig, no form of it is left in the process' {
-        Reset-XFlowSim -Sim $script:Sim
-        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [Text.Encoding]::UTF8.GetBytes("a;1`r`n") }) | Out-Null
-        $s = New-Setup
-        $base64 = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($script:Sim.Token))
-        # New-XFlowTestToken's characters never make a '/' (escaped "\/" in JSON) or a '+'.
-        $base64 | Should -Match '^[A-Za-z0-9=]+$'
-        [IO.File]::ReadAllText($s.Config) | Should -BeLike "*`"$base64`"*" -Because 'the file holds the value as searched for'
-        $patterns = [byte[][]](
-            [Text.Encoding]::Unicode.GetBytes($script:Sim.Token),
-            [Text.Encoding]::ASCII.GetBytes($base64),
-            [Text.Encoding]::Unicode.GetBytes($base64)
-        )
-        # Masked, so that the child never holds a pattern in plain.
-        $masked = foreach ($pattern in $patterns) { [Convert]::ToBase64String([byte[]]@($pattern | ForEach-Object { $_ -bxor 0x5A })) }
-        $patternFile = Join-Path $s.Root 'patterns.txt'
-        @($masked).Count | Should -Be 3
-        Set-Content -LiteralPath $patternFile -Value $masked
-        $script = Join-Path $s.Root 'memory.ps1'
-        Set-Content -LiteralPath $script -Encoding utf8 -Value @'
-param($Manifest, $ConfigPath, $PatternFile)
+Describe 'The token never stays in managed memory' -Skip:(-not $IsLinux) {
+    # Linux only (a process's memory is read through /proc/self/mem). A child pwsh, which never
+    # holds the token as a string, writes or reads a configuration file and then searches all its
+    # own private writable memory for the token as .NET would hold it: UTF-16 (a string or char[]),
+    # and its base64 text (the file's value) in ASCII and in UTF-16. Found means some copy was not
+    # zeroed. The token in UTF-8 is not searched: the engine's HTTP client keeps copies of the
+    # request headers that it does not zero (docs/design.md, "Secrets across the boundary").
+    BeforeAll {
+        $script:MemoryScript = @'
+param($Mode, $Manifest, $ConfigPath, $PatternFile, $TokenFile, $BaseUrl, $SdLoenPath, $StatePath)
 $ErrorActionPreference = 'Stop'
 Add-Type -TypeDefinition @"
 using System;
@@ -311,16 +293,69 @@ public static class XFlowMemoryScan
 "@
 $masked = [byte[][]]@(Get-Content -LiteralPath $PatternFile | ForEach-Object { ,[Convert]::FromBase64String($_) })
 Import-Module $Manifest
-$run = @(Invoke-XFlowDelivery -ConfigPath $ConfigPath -WarningAction SilentlyContinue)
-$config = Get-XFlowDeliveryConfig -Path $ConfigPath
+if ($Mode -eq 'Write') {
+    # The token, masked in its file, goes into the SecureString one char at a time: no string.
+    $token = [Security.SecureString]::new()
+    foreach ($b in [IO.File]::ReadAllBytes($TokenFile)) { $token.AppendChar([char]($b -bxor 0x5A)) }
+    New-XFlowDeliveryConfig -Path $ConfigPath -BaseUrl $BaseUrl -ApiToken $token -SdLoenPath $SdLoenPath -StatePath $StatePath -WarningAction SilentlyContinue | Out-Null
+    $token.Dispose()
+    $done = "written=$(Test-Path -LiteralPath $ConfigPath)"
+}
+else {
+    $run = @(Invoke-XFlowDelivery -ConfigPath $ConfigPath -WarningAction SilentlyContinue)
+    $config = Get-XFlowDeliveryConfig -Path $ConfigPath
+    $done = "delivered=$($run[-1].Delivered) tokenSet=$($config.TokenSet)"
+}
 [GC]::Collect()
 [GC]::WaitForPendingFinalizers()
-"delivered=$($run[-1].Delivered) tokenSet=$($config.TokenSet) hits=$([XFlowMemoryScan]::Count($masked) -join ',')"
+"$done hits=$([XFlowMemoryScan]::Count($masked) -join ',')"
 '@
-        $result = Invoke-XFlowChildPwsh -ScriptPath $script -ArgumentList @((Get-XFlowModuleManifest), $s.Config, $patternFile)
-        $result.ExitCode | Should -Be 0 -Because $result.Output
-        $result.Output | Should -Match 'delivered=1 tokenSet=True hits=' -Because 'the run used the token from the file'
-        $result.Output | Should -Match 'hits=0,0,0\b' -Because "UTF-16 token, ASCII base64, UTF-16 base64: $($result.Output)"
+
+        function script:Invoke-MemoryChild {
+            # Runs the script above in a child pwsh; returns its one line of output.
+            param([string]$Mode, $Setup)
+            $base64 = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($script:Sim.Token))
+            # New-XFlowTestToken's characters never make a '/' (escaped "\/" in JSON) or a '+'.
+            $base64 | Should -Match '^[A-Za-z0-9=]+$'
+            $patterns = [byte[][]](
+                [Text.Encoding]::Unicode.GetBytes($script:Sim.Token),
+                [Text.Encoding]::ASCII.GetBytes($base64),
+                [Text.Encoding]::Unicode.GetBytes($base64)
+            )
+            # Masked, so that the child never holds a pattern, or the token, in plain.
+            $mask = { param([byte[]]$Bytes) [byte[]]@($Bytes | ForEach-Object { $_ -bxor 0x5A }) }
+            $patternFile = Join-Path $Setup.Root 'patterns.txt'
+            Set-Content -LiteralPath $patternFile -Value @($patterns | ForEach-Object { [Convert]::ToBase64String((& $mask $_)) })
+            @(Get-Content -LiteralPath $patternFile).Count | Should -Be 3
+            $tokenFile = Join-Path $Setup.Root 'token.masked'
+            [IO.File]::WriteAllBytes($tokenFile, (& $mask ([Text.Encoding]::ASCII.GetBytes($script:Sim.Token))))
+            $script = Join-Path $Setup.Root 'memory.ps1'
+            Set-Content -LiteralPath $script -Encoding utf8 -Value $script:MemoryScript
+            $result = Invoke-XFlowChildPwsh -ScriptPath $script -ArgumentList @(
+                $Mode, (Get-XFlowModuleManifest), $Setup.Config, $patternFile, $tokenFile, $script:Sim.BaseUrl, $Setup.SdLoen, $Setup.State)
+            $result.ExitCode | Should -Be 0 -Because $result.Output
+            if ($Mode -eq 'Write') {
+                [IO.File]::ReadAllText($Setup.Config) | Should -BeLike "*`"$base64`"*" -Because 'the file holds the value searched for'
+            }
+            $result.Output
+        }
+    }
+
+    It 'after Invoke-XFlowDelivery -ConfigPath and Get-XFlowDeliveryConfig, no form of it is left in the process' {
+        Reset-XFlowSim -Sim $script:Sim
+        Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'a.csv'; Bytes = [Text.Encoding]::UTF8.GetBytes("a;1`r`n") }) | Out-Null
+        $s = New-Setup
+        $output = Invoke-MemoryChild -Mode Read -Setup $s
+        $output | Should -Match 'delivered=1 tokenSet=True hits=' -Because 'the run used the token from the file'
+        $output | Should -Match 'hits=0,0,0\b' -Because "UTF-16 token, ASCII base64, UTF-16 base64: $output"
+    }
+
+    It 'after New-XFlowDeliveryConfig, no form of it is left in the process' {
+        $s = New-Setup
+        Remove-Item -LiteralPath $s.Config
+        $output = Invoke-MemoryChild -Mode Write -Setup $s
+        $output | Should -Match 'written=True hits='
+        $output | Should -Match 'hits=0,0,0\b' -Because "UTF-16 token, ASCII base64, UTF-16 base64: $output"
     }
 }
 
