@@ -218,8 +218,11 @@ Describe 'The token value in files of every shape (read as bytes, never as a str
         $out[-1].Delivered | Should -Be 1
     }
 
-    It 'a file with two token values, or with a broken value, is refused by name' {
+    It 'a file with two token values, an escaped member name, or a broken value, is refused by name' {
         $f = New-SlashConfig
+        [IO.File]::WriteAllText($f.Config, $f.Text.Replace('"token":', '"tok\u0065n":'))
+        { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand'
+
         $twice = $f.Text.Replace('"token":', '"token":{"value":"QUJD"},"token2":')
         $twice = $twice.Replace('"token2":', '"token":')
         [IO.File]::WriteAllText($f.Config, $twice)

@@ -154,6 +154,9 @@ namespace XFlowDelivery.Config
                 {
                     if (Peek() != '"') throw new FormatException($"a member name was expected at byte {_i}");
                     var key = String();
+                    // The serializer would read "tok\u0065n" as token, and its value into a string.
+                    if (Array.IndexOf(_b, (byte)'\\', key.Start, key.Length) >= 0)
+                        throw new FormatException($"member names with escapes are not supported (byte {key.Start})");
                     Expect(':');
                     SkipSpace();
                     if (!member(key)) Value(depth);
