@@ -12,7 +12,10 @@
 # (the module allows that with -AllowInsecureHttp), so the POST request and its JSON body of ids
 # are readable in the traced socket writes; the ack of a delivery starts at the first write of the
 # POST request whose body names it. Mode None has no acknowledgement: 1 and 2 hold, and 3 before
-# the run ends.
+# the run ends; and since the server forgets a page as it hands it out, each page is durable in
+# the spool before anything is made of it: its file fsynced before its rename to page-*.json,
+# the spool folder fsynced after that rename, and both before the first temp file of its
+# deliveries is created.
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     $script:Work = New-XFlowTestDirectory -Name 'xflow-ordering'
@@ -94,7 +97,8 @@ BeforeAll {
             One Invoke-XFlowDelivery in a child pwsh under strace; returns the run and the parsed
             events: Syncs (path, entry, exit), Publishes (from, to), WalWrites, Sends (socket
             writes to the simulator with their request's first line), DsyncOpens (paths opened
-            with O_DSYNC) and TempWrites (writes to temp files: path, entry, exit).
+            with O_DSYNC), TempWrites (writes to temp files: path, entry, exit) and TempCreates
+            (temp files opened for writing: path, entry).
         #>
         param($Folders, [string]$AckMode)
         $trace = Join-Path $script:Work ("trace-" + [Guid]::NewGuid().ToString('N').Substring(0, 8) + '.txt')
@@ -114,11 +118,14 @@ BeforeAll {
         $sends = [Collections.Generic.List[object]]::new()
         $dsyncOpens = @{}
         $tempWrites = [Collections.Generic.List[object]]::new()
+        $tempCreates = [Collections.Generic.List[object]]::new()
         $requestOf = @{}
         foreach ($e in $events) {
             switch -Regex ($e.Name) {
                 '^openat$' {
-                    if ($e.Args -match '\bO_DSYNC\b') { $dsyncOpens[@(Get-QuotedStrings $e.Args)[0]] = $true }
+                    $opened = @(Get-QuotedStrings $e.Args)[0]
+                    if ($opened -like '*.partial') { $tempCreates.Add([pscustomobject]@{ Path = $opened; Entry = $e.Entry }) }
+                    if ($e.Args -match '\bO_DSYNC\b') { $dsyncOpens[$opened] = $true }
                 }
                 '^f(data)?sync$' {
                     $syncs.Add([pscustomobject]@{ Path = (Get-FdTarget $e.Args); Entry = $e.Entry; Exit = $e.Exit })
@@ -146,7 +153,7 @@ BeforeAll {
             }
         }
         [pscustomobject]@{ Run = $run; Trace = $trace; Syncs = $syncs; Publishes = $publishes; WalWrites = $walWrites; Sends = $sends
-            DsyncOpens = $dsyncOpens; TempWrites = $tempWrites }
+            DsyncOpens = $dsyncOpens; TempWrites = $tempWrites; TempCreates = $tempCreates }
     }
 
     function script:Test-Ordering {
@@ -181,6 +188,26 @@ BeforeAll {
             if (-not $walSync) { "${where}: the journal write (event $($walWrite.Entry)) was not fsynced before the acknowledgement (event $ack)" }
         }
     }
+
+    function script:Test-SpoolOrdering {
+        <#
+        .SYNOPSIS
+            Mode None: the violations of "each page durable in the spool before anything is made
+            of it" (empty when it holds), and how many spooled pages were judged.
+        #>
+        param($Traced)
+        $pages = @($Traced.Publishes | Where-Object { $_.To -match '[\\/]spool[\\/]page-[^\\/]*\.json$' })
+        [pscustomobject]@{ Pages = $pages.Count; Violations = @(foreach ($page in $pages) {
+            $where = "spooled page $($page.To)"
+            if (-not @($Traced.Syncs | Where-Object { $_.Path -eq $page.From -and $_.Exit -lt $page.Entry })) { "${where}: its file '$($page.From)' was not fsynced before its $($page.Call) (event $($page.Entry))" }
+            $spool = [IO.Path]::GetDirectoryName($page.To)
+            $dirSync = @($Traced.Syncs | Where-Object { $_.Path -eq $spool -and $_.Entry -gt $page.Exit }) | Select-Object -First 1
+            if (-not $dirSync) { "${where}: the spool folder was not fsynced after its $($page.Call) (event $($page.Exit))"; continue }
+            # The page's deliveries are staged after it is spooled and before the next page is fetched.
+            $firstTemp = @($Traced.TempCreates | Where-Object Entry -GT $page.Exit) | Select-Object -First 1
+            if ($firstTemp -and $firstTemp.Entry -lt $dirSync.Exit) { "${where}: the temp file '$($firstTemp.Path)' was created (event $($firstTemp.Entry)) before the spool folder's fsync returned (event $($dirSync.Exit))" }
+        }) }
+    }
 }
 
 AfterAll {
@@ -189,7 +216,7 @@ AfterAll {
 }
 
 Describe 'System-call order of the publish protocol (strace on the real module)' {
-    It 'mode <AckMode>: temp fsync before rename, folder fsync after it, journal commit after that, acknowledgement last' -ForEach @(
+    It 'mode <AckMode>: temp fsync before rename, folder fsync after it, journal commit after that, acknowledgement last (mode None: each page durable in the spool first)' -ForEach @(
         @{ AckMode = 'Ack' }
         @{ AckMode = 'None' }
     ) {
@@ -207,6 +234,11 @@ Describe 'System-call order of the publish protocol (strace on the real module)'
         $traced.Publishes.Count | Should -BeGreaterOrEqual 10 -Because 'the trace must show the renames it judges'
         if ($AckMode -eq 'Ack') { @($traced.Sends | Where-Object { $_.Request.Line -like 'POST *' }).Count | Should -BeGreaterOrEqual 3 -Because 'one acknowledgement per page' }
         $violations = @(Test-Ordering -Traced $traced -AckMode $AckMode)
+        if ($AckMode -eq 'None') {
+            $spooled = Test-SpoolOrdering -Traced $traced
+            $spooled.Pages | Should -BeGreaterOrEqual 3 -Because 'every page is spooled before it is read'
+            $violations += $spooled.Violations
+        }
         $violations -join "`n" | Should -BeNullOrEmpty
         # The files are really there (the trace judged a real run).
         foreach ($f in $traced.Run.Result.delivered) { (Get-FileHash -LiteralPath $f.path -Algorithm SHA256).Hash.ToLowerInvariant() | Should -Be $f.sha256.ToLowerInvariant() }
