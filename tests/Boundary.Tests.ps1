@@ -22,11 +22,11 @@ BeforeAll {
     }
 
     function script:Invoke-Collect {
-        # Invoke-XFlowDelivery -ConfigPath; output, non-terminating errors and the terminating one.
-        param([string]$Config)
+        # Invoke-XFlowDelivery @Params; output, non-terminating errors and the terminating one.
+        param([hashtable]$Params)
         $terminating = $null
         $out = @()
-        try { $out = @(Invoke-XFlowDelivery -ConfigPath $Config -ErrorVariable runErrors -ErrorAction SilentlyContinue) }
+        try { $out = @(Invoke-XFlowDelivery @Params -ErrorVariable runErrors -ErrorAction SilentlyContinue -WarningAction SilentlyContinue) }
         catch { $terminating = $_ }
         [pscustomobject]@{
             Files       = @($out | Where-Object { $_ -is [XFlowDelivery.Model.XFlowDeliveredFile] })
@@ -65,7 +65,7 @@ Describe 'Noncharacters and lone surrogates from the server, end to end' {
             $body = @{ deliveries = @(@{ id = $c.Id; system = $c.System; fileName = $c.Name; contentBase64 = [Convert]::ToBase64String($c.Bytes) }) }
             Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'deliveries' -Body $body | Out-Null
         }
-        $script:Run = Invoke-Collect -Config $script:S.Config
+        $script:Run = Invoke-Collect @{ ConfigPath = $script:S.Config }
     }
 
     It 'the run delivers every file under a safe name and ends with its summary, no error' {
@@ -106,7 +106,7 @@ Describe 'Noncharacters and lone surrogates from the server, end to end' {
         $body = @{ deliveries = @(@{ id = $id; system = 'SDLoen'; fileName = $name; contentBase64 = [Convert]::ToBase64String([byte[]](1, 2, 3)) }) }
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'deliveries' -Body $body | Out-Null
 
-        $run = Invoke-Collect -Config $script:S.Config
+        $run = Invoke-Collect @{ ConfigPath = $script:S.Config }
         $run.Terminating | Should -BeNullOrEmpty
         $run.Summary[0].Outcome | Should -Be 'CompletedWithErrors'
         @($run.Errors).Count | Should -Be 1
@@ -143,21 +143,6 @@ Describe 'A delivery id with a lone surrogate: refused by name, never acknowledg
             Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'deliveries' -Body @{ deliveries = @($list) } | Out-Null
         }
 
-        function script:Invoke-Params {
-            # Invoke-XFlowDelivery with explicit parameters; what Invoke-Collect returns.
-            param([hashtable]$Params)
-            $terminating = $null
-            $out = @()
-            try { $out = @(Invoke-XFlowDelivery @Params -ErrorVariable runErrors -ErrorAction SilentlyContinue -WarningAction SilentlyContinue) }
-            catch { $terminating = $_ }
-            [pscustomobject]@{
-                Files       = @($out | Where-Object { $_ -is [XFlowDelivery.Model.XFlowDeliveredFile] })
-                Summary     = @($out | Where-Object { $_ -is [XFlowDelivery.Model.XFlowRunSummary] })
-                Errors      = @(Select-XFlowNonTerminatingError -Collected @($runErrors) -Terminating $terminating)
-                Terminating = $terminating
-            }
-        }
-
         function script:Assert-Refused {
             # One UnreadableDeliveryId for the lone-surrogate delivery, nothing else failed.
             param($Run, [string]$Kept)
@@ -178,7 +163,7 @@ Describe 'A delivery id with a lone surrogate: refused by name, never acknowledg
         $f = New-XFlowRunFolders -Parent $script:Work
         $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f
 
-        $run = Invoke-Params $params
+        $run = Invoke-Collect $params
         Assert-Refused $run -Kept 'stays pending on the server'
         $run.Summary[0].Delivered | Should -Be 2
         @($run.Files.Id | Sort-Object) | Should -BeExactly @('plain', "twin$script:Fffd")
@@ -199,7 +184,7 @@ Describe 'A delivery id with a lone surrogate: refused by name, never acknowledg
         $status.Healthy | Should -BeFalse
 
         # The next run meets it again and refuses it again; nothing is written twice.
-        $again = Invoke-Params $params
+        $again = Invoke-Collect $params
         Assert-Refused $again -Kept 'stays pending on the server'
         $again.Files | Should -BeNullOrEmpty
         (@(Get-XFlowSimDeliveries -Sim $script:Sim | Where-Object id -EQ $script:Twins[0].Id)).ackCount | Should -Be 0
@@ -212,7 +197,7 @@ Describe 'A delivery id with a lone surrogate: refused by name, never acknowledg
         $f = New-XFlowRunFolders -Parent $script:Work
         $params = Get-XFlowDeliveryParameters -Sim $script:Sim -Folders $f -Extra @{ AckMode = 'None' }
 
-        $run = Invoke-Params $params
+        $run = Invoke-Collect $params
         Assert-Refused $run -Kept 'stays in*spool*'
         @($run.Files.Id | Sort-Object) | Should -BeExactly @('plain', "twin$script:Fffd")
         Test-Path -LiteralPath (Join-Path $f.SdLoen 'lone.csv') | Should -BeFalse
@@ -222,7 +207,7 @@ Describe 'A delivery id with a lone surrogate: refused by name, never acknowledg
         (Get-XFlowDeliveryStatus -StatePath $f.State).InProgress | Should -Be 1
 
         # Recovery reads the kept page again on the next run: refused again, the others not written again.
-        $again = Invoke-Params $params
+        $again = Invoke-Collect $params
         Assert-Refused $again -Kept 'stays in*spool*'
         $again.Files | Should -BeNullOrEmpty
         @(Get-ChildItem -LiteralPath (Join-Path $f.State 'spool') -Filter 'page-*.json').Count | Should -Be 1
