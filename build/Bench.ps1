@@ -269,21 +269,22 @@ function Measure-Drain {
 function Measure-Idle {
     Reset-Backlog -Count 0
     $f = New-RunFolders 'idle'
-    $quote = { param($s) "'" + ($s -replace "'", "''") + "'" }
-    # The command an administrator's scheduled task would run, with the token from the environment.
-    $oursCommand = "Import-Module $(& $quote $ModuleManifest); Invoke-XFlowDelivery -BaseUrl $(& $quote $script:Sim.BaseUrl) " +
-        '-ApiToken (ConvertTo-SecureString $env:XFLOW_API_TOKEN -AsPlainText -Force) ' +
-        "-SdLoenPath $(& $quote $f.SdLoen) -PrismePath $(& $quote $f.Prisme) -StatePath $(& $quote $f.State) " +
-        "-CaCertificatePath $(& $quote $script:Sim.CaPath) -AckMode Ack -TimeoutSec 100 | Out-Null"
+    # What an administrator's scheduled task runs: the module's entry script with a configuration
+    # file (written here once, token protected as New-XFlowDeliveryConfig does).
+    Import-Module $ModuleManifest
+    $config = Join-Path (Split-Path -Parent $f.State) 'task.json'
+    New-XFlowDeliveryConfig -Path $config -BaseUrl $script:Sim.BaseUrl -ApiToken (ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force) `
+        -SdLoenPath $f.SdLoen -PrismePath $f.Prisme -StatePath $f.State -CaCertificatePath $script:Sim.CaPath -Force -WarningAction SilentlyContinue | Out-Null
+    $entryScript = Join-Path (Split-Path -Parent $ModuleManifest) 'XFlowDelivery.Task.ps1'
     $bare = [Collections.Generic.List[double]]::new()
     $ours = [Collections.Generic.List[double]]::new()
     $reference = [Collections.Generic.List[double]]::new()
     # One untimed start of each first (disk cache), then interleaved so drift hits all three alike.
     foreach ($i in 0..$Settings.IdleRepeats) {
         $b = Invoke-Pwsh -ArgumentList @('-c', 'exit')
-        $o = Invoke-Pwsh -Environment $script:ChildEnv -ArgumentList @('-c', $oursCommand)
+        $o = Invoke-Pwsh -ArgumentList @('-NonInteractive', '-File', $entryScript, '-ConfigPath', $config)
         $r = Invoke-ReferenceRun -Folders $f
-        foreach ($x in @($b, 'bare pwsh'), @($o, 'Invoke-XFlowDelivery'), @($r, 'the reference script')) {
+        foreach ($x in @($b, 'bare pwsh'), @($o, 'the task entry script'), @($r, 'the reference script')) {
             if ($x[0].ExitCode -ne 0) { throw "idle run of $($x[1]) failed:`n$($x[0].Stdout)`n$($x[0].Stderr)" }
         }
         if ($i -eq 0) { continue }
