@@ -29,9 +29,7 @@ $summary = $null
 $firstError = $null
 $describe = 'unexpected error'
 try {
-    # The assembly of this very folder, not the manifest: processing the manifest (and the format
-    # data it loads, which a task never shows) cost every run about a tenth of a second.
-    Import-Module -Name (Join-Path $PSScriptRoot 'XFlowDelivery.dll') -ErrorAction Stop
+    Import-Module -Name (Join-Path $PSScriptRoot 'XFlowDelivery.psd1') -ErrorAction Stop
     $runErrors = @()
     Invoke-XFlowDelivery -ConfigPath $ConfigPath -ErrorVariable runErrors -Confirm:$false -WhatIf:$false |
         ForEach-Object {
