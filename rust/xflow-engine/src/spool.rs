@@ -44,7 +44,10 @@ impl PageSpool {
         let io = |e: std::io::Error| EngineError::from_io(&self.dir, &e);
         match body.take_file() {
             Some(incoming) => {
-                std::fs::File::open(&incoming)
+                // Write access: FlushFileBuffers refuses a handle opened for reading (Windows).
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&incoming)
                     .and_then(|f| f.sync_all())
                     .and_then(|()| std::fs::rename(&incoming, &path))
                     .map_err(io)?;
