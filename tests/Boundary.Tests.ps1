@@ -10,12 +10,8 @@ BeforeAll {
 
     function script:New-Setup {
         # Import folders, a state folder and a configuration file against the simulator.
-        $root = New-XFlowTestDirectory -Name 'boundary'
-        $s = [pscustomobject]@{
-            Root = $root; SdLoen = Join-Path $root 'SD Løn'; Prisme = Join-Path $root 'Prisme'
-            State = Join-Path $root 'state'; Config = Join-Path $root 'config.json'
-        }
-        New-Item -ItemType Directory -Path $s.SdLoen, $s.Prisme -Force | Out-Null
+        $s = New-XFlowRunFolders -Parent (New-XFlowTestDirectory -Name 'boundary')
+        $s | Add-Member -NotePropertyName Config -NotePropertyValue (Join-Path $s.Root 'config.json')
         New-XFlowDeliveryConfig -Path $s.Config -BaseUrl $script:Sim.BaseUrl -ApiToken (ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force) `
             -SdLoenPath $s.SdLoen -PrismePath $s.Prisme -StatePath $s.State -CaCertificatePath $script:Sim.CaPath -TimeoutSec 10 -WarningAction SilentlyContinue | Out-Null
         $s

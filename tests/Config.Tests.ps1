@@ -9,12 +9,8 @@ BeforeAll {
     $script:Token = ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force
 
     function script:New-Folders {
-        $root = New-XFlowTestDirectory -Name 'cfg'
-        $f = [pscustomobject]@{
-            Root = $root; SdLoen = Join-Path $root 'SD Løn'; Prisme = Join-Path $root 'Prisme'
-            State = Join-Path $root 'state'; Config = Join-Path $root 'config.json'
-        }
-        New-Item -ItemType Directory -Path $f.SdLoen, $f.Prisme -Force | Out-Null
+        $f = New-XFlowRunFolders -Parent (New-XFlowTestDirectory -Name 'cfg')
+        $f | Add-Member -NotePropertyName Config -NotePropertyValue (Join-Path $f.Root 'config.json')
         $f
     }
 

@@ -405,13 +405,7 @@ impl Journal {
     }
 
     pub fn begin_run(&mut self, run_id: &str, started_at: &str) -> Result<()> {
-        self.batch(|b| {
-            b.tx.execute(
-                "INSERT INTO runs (run_id, started_at) VALUES (?1, ?2)",
-                params![run_id, started_at],
-            )
-            .map(drop)
-        })
+        self.batch(|b| b.begin_run(run_id, started_at))
     }
 
     pub fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
@@ -480,27 +474,10 @@ impl Journal {
     /// `begin_run` and `finish_run`.
     pub fn record_runs(&mut self, runs: &[RunRecord]) -> Result<()> {
         self.batch(|b| {
-            let mut stmt = b.tx.prepare_cached(
-                "INSERT INTO runs (run_id, started_at, finished_at, outcome, delivered, failed, \
-                 skipped, reacknowledged, duration_ms, error_id, message) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for run in runs {
-                stmt.execute(params![
-                    run.run_id,
-                    run.started_at,
-                    run.finished_at,
-                    run.outcome,
-                    run.delivered,
-                    run.failed,
-                    run.skipped,
-                    run.reacknowledged,
-                    run.duration_ms,
-                    run.error_id,
-                    run.message
-                ])?;
-            }
-            Ok(())
+            runs.iter().try_for_each(|run| {
+                b.begin_run(&run.run_id, &run.started_at)?;
+                b.finish_run(run)
+            })
         })
     }
 }
@@ -562,6 +539,13 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    fn begin_run(&self, run_id: &str, started_at: &str) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("INSERT INTO runs (run_id, started_at) VALUES (?1, ?2)")?
+            .execute(params![run_id, started_at])
+            .map(drop)
+    }
+
     fn finish_run(&self, run: &RunRecord) -> rusqlite::Result<()> {
         self.tx
             .prepare_cached(

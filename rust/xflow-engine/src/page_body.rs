@@ -370,6 +370,20 @@ mod tests {
     }
 
     #[test]
+    fn a_large_body_whose_file_cannot_be_created_is_an_error() {
+        // A missing, full or read-only state folder: the answer is refused, never cut short.
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = BodySink::spilling_to(dir.path().join("missing").join("incoming.tmp"));
+        sink.write(&vec![b'a'; IN_MEMORY_LIMIT]).unwrap();
+        let err = sink.write(b"one byte more").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            sink.spill_path(),
+            Some(dir.path().join("missing").join("incoming.tmp").as_path())
+        );
+    }
+
+    #[test]
     fn a_reset_sink_starts_again_in_its_file() {
         let dir = tempfile::tempdir().unwrap();
         let spill = dir.path().join("incoming.tmp");
