@@ -381,22 +381,16 @@ public static class XFlowStopAtVerbose
 '@
 
         function script:Start-Pipeline {
-            # Runs one command of the module in a fresh runspace of this process; returns the
-            # PowerShell instance and its async result. -StopAtVerbose: Ctrl+C is pressed while
-            # the cmdlet writes a verbose line starting with that text.
+            # Start-XFlowPipeline with verbose output on: that is how a test sees progress, and
+            # without it no Write* call is made that would notice a stop by itself.
+            # -StopAtVerbose: Ctrl+C is pressed while the cmdlet writes a verbose line starting
+            # with that text.
             param([string]$Command, [hashtable]$Parameters, [switch]$Quiet, [string]$StopAtVerbose)
             $ps = [powershell]::Create()
             if ($StopAtVerbose) { [XFlowStopAtVerbose]::Arm($ps, $StopAtVerbose) }
-            # One statement. A batch (AddStatement) runs each statement as a thread-pool work item
-            # that can outlive a stop and then touch the closing runspace, which ends this whole
-            # process with an unhandled InvalidRunspaceStateException (seen once in CI).
-            $null = $ps.AddScript('param($Manifest, $Command, $Parameters) Import-Module $Manifest; & $Command @Parameters')
             $arguments = $Parameters.Clone()
-            # Verbose output is how a test sees progress; without it no Write* call is made that
-            # would notice a stop by itself.
             if (-not $Quiet) { $arguments['Verbose'] = $true }
-            $null = $ps.AddParameter('Manifest', (Get-XFlowModuleManifest)).AddParameter('Command', $Command).AddParameter('Parameters', $arguments)
-            [pscustomobject]@{ PowerShell = $ps; Async = $ps.BeginInvoke() }
+            Start-XFlowPipeline -Command $Command -Parameters $arguments -PowerShell $ps
         }
 
         function script:Wait-Verbose {

@@ -126,16 +126,14 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
         Add-XFlowSimDelivery -Sim $script:Sim -Delivery @(@{ System = 'SDLoen'; FileName = 'stop.csv'; Bytes = [byte[]](1, 2, 3) }) | Out-Null
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'delayMs'; on = 'get'; nth = 1; params = @{ ms = 30000 } } | Out-Null
 
-        $ps = [powershell]::Create()
+        $pipeline = Start-XFlowPipeline -Command 'Invoke-XFlowDelivery' -Parameters @{
+            BaseUrl = $script:Sim.BaseUrl; ApiToken = $script:Token; CaCertificatePath = $script:Sim.CaPath
+            SdLoenPath = $folders.SdLoen; StatePath = $folders.State; TimeoutSec = 120
+        }
+        $ps = $pipeline.PowerShell
         try {
-            $null = $ps.AddCommand('Import-Module').AddParameter('Name', (Get-XFlowModuleManifest)).AddStatement()
-            $null = $ps.AddCommand('Invoke-XFlowDelivery').AddParameters(@{
-                    BaseUrl = $script:Sim.BaseUrl; ApiToken = $script:Token; CaCertificatePath = $script:Sim.CaPath
-                    SdLoenPath = $folders.SdLoen; StatePath = $folders.State; TimeoutSec = 120
-                })
-            $async = $ps.BeginInvoke()
             Start-Sleep -Milliseconds 1500
-            $async.IsCompleted | Should -BeFalse -Because 'the server delays its answer by 30 s'
+            $pipeline.Async.IsCompleted | Should -BeFalse -Because 'the server delays its answer by 30 s'
             $watch = [Diagnostics.Stopwatch]::StartNew()
             $ps.Stop()
             $watch.Stop()

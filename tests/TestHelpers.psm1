@@ -372,6 +372,23 @@ function Get-XFlowDeliveryParameters {
     $params
 }
 
+function Start-XFlowPipeline {
+    # Runs one command of the built module in a fresh runspace of this process and returns the
+    # PowerShell instance and its async result (for tests that press Ctrl+C with Stop/BeginStop).
+    # -PowerShell: an instance already prepared (e.g. armed to stop at some output).
+    param(
+        [Parameter(Mandatory)][string]$Command,
+        [Parameter(Mandatory)][hashtable]$Parameters,
+        [powershell]$PowerShell = [powershell]::Create()
+    )
+    # One statement, never a batch: AddStatement runs each statement as a thread-pool work item
+    # that can outlive a stop and then write to the closed runspace's error buffer, which ends
+    # this whole process with an unhandled exception (seen twice in CI).
+    $null = $PowerShell.AddScript('param($Manifest, $Command, $Parameters) Import-Module $Manifest; & $Command @Parameters')
+    $null = $PowerShell.AddParameter('Manifest', (Get-XFlowModuleManifest)).AddParameter('Command', $Command).AddParameter('Parameters', $Parameters)
+    [pscustomobject]@{ PowerShell = $PowerShell; Async = $PowerShell.BeginInvoke() }
+}
+
 function Start-XFlowRunOnce {
     <#
     .SYNOPSIS
