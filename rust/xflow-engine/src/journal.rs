@@ -70,6 +70,12 @@ CREATE INDEX deliveries_not_gone ON deliveries(system, published_at)
     WHERE gone_at IS NULL AND published_at IS NOT NULL;
 ALTER TABLE runs ADD COLUMN stalls TEXT;
 "#,
+    // Status asks for the last successful run. While a quarantined delivery waits for an
+    // administrator every run ends CompletedWithErrors, so walking runs_started_at from the
+    // newest would visit every run since; this index finds it in one lookup.
+    r#"
+CREATE INDEX runs_succeeded ON runs(started_at) WHERE outcome = 'Succeeded';
+"#,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -153,6 +159,18 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// Import folders whose importer had stopped, as this run found them.
     pub stalls: Vec<crate::events::ImportStall>,
+}
+
+/// What the journal says for status (`Journal::status`).
+#[derive(Debug)]
+pub struct JournalStatus {
+    pub last_run: Option<RunRecord>,
+    pub last_successful_run: Option<RunRecord>,
+    /// Published, not yet acknowledged.
+    pub published: u64,
+    /// Temp file written, not yet renamed.
+    pub publishing: u64,
+    pub quarantined: Vec<Record>,
 }
 
 /// A published file not yet seen gone from its import folder.
@@ -369,17 +387,48 @@ impl Journal {
         Ok(out)
     }
 
-    pub fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+    /// What status reads from the journal. Each part is an index lookup of one or a few rows, so
+    /// it costs the same on a journal with a year of history as on a new one: the newest finished
+    /// run is one step down runs_started_at (only runs still going or cut short by a crash are
+    /// skipped), the newest successful one a lookup in runs_succeeded however long ago it was,
+    /// and the counts come from the state index.
+    pub fn status(&self) -> Result<JournalStatus> {
+        Ok(JournalStatus {
+            last_run: self.newest_run("finished_at IS NOT NULL")?,
+            last_successful_run: self
+                .newest_run("outcome = 'Succeeded' AND finished_at IS NOT NULL")?,
+            published: self.count_in_state(State::Published)?,
+            publishing: self.count_in_state(State::Publishing)?,
+            quarantined: self.in_state(State::Quarantined)?,
+        })
+    }
+
+    fn newest_run(&self, filter: &str) -> Result<Option<RunRecord>> {
+        Ok(self
+            .select_runs(
+                &format!("WHERE {filter} ORDER BY started_at DESC LIMIT 1"),
+                [],
+            )?
+            .pop())
+    }
+
+    fn count_in_state(&self, state: State) -> Result<u64> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE state = ?1")
+            .and_then(|mut stmt| stmt.query_row([state.as_str()], |r| r.get(0)))
+            .map_err(|e| journal_error(&self.path, e))
+    }
+
+    fn select_runs(&self, tail: &str, params: impl rusqlite::Params) -> Result<Vec<RunRecord>> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT run_id, started_at, finished_at, outcome, delivered, failed, skipped, \
-                 reacknowledged, duration_ms, error_id, message, stalls FROM runs \
-                 ORDER BY started_at DESC LIMIT ?1",
-            )
+                 reacknowledged, duration_ms, error_id, message, stalls FROM runs {tail}"
+            ))
             .map_err(|e| journal_error(&self.path, e))?;
         let rows = stmt
-            .query_map([limit], |r| {
+            .query_map(params, |r| {
                 Ok(RunRecord {
                     run_id: r.get(0)?,
                     started_at: r.get(1)?,
@@ -908,6 +957,90 @@ mod tests {
             Retention::new(1000).deliveries,
             chrono::Duration::days(1000)
         );
+    }
+
+    /// Database pages SQLite looked at (from its cache or the file) since the last call.
+    fn pages_read(j: &Journal) -> i32 {
+        let mut total = 0;
+        for op in [
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_HIT,
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_MISS,
+        ] {
+            let (mut current, mut highest) = (0, 0);
+            // SAFETY: the handle is the live connection's; both outputs are valid locals.
+            let rc = unsafe {
+                rusqlite::ffi::sqlite3_db_status(j.conn.handle(), op, &mut current, &mut highest, 1)
+            };
+            assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+            total += current;
+        }
+        total
+    }
+
+    #[test]
+    fn status_reads_as_few_pages_after_a_long_history_as_on_a_new_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let at = |i: usize| format!("2026-01-01T00:00:00.000Z{i:07}");
+        let run = |i: usize, outcome: &str| RunRecord {
+            run_id: format!("run-{i:07}"),
+            started_at: at(i),
+            finished_at: Some(at(i)),
+            outcome: Some(outcome.into()),
+            ..Default::default()
+        };
+        let delivery = |i: usize, state: State| {
+            let mut r = record(&format!("d-{i:07}"), state);
+            r.received_at = at(i);
+            r
+        };
+        // A new journal: one success, then a failure, a delivery of each unfinished kind and one
+        // in quarantine.
+        j.record_runs(&[run(1_000_000, "Succeeded"), run(1_000_001, "Failed")])
+            .unwrap();
+        j.batch(|b| {
+            b.upsert(&delivery(1_000_000, State::Published))?;
+            b.upsert(&delivery(1_000_001, State::Publishing))?;
+            b.upsert(&delivery(1_000_002, State::Quarantined))
+        })
+        .unwrap();
+        pages_read(&j);
+        let new = j.status().unwrap();
+        let pages_new = pages_read(&j);
+        // Then years of history before those, and runs since the success that all ended with
+        // errors (a quarantined delivery makes every run CompletedWithErrors).
+        let old: Vec<RunRecord> = (0..20_000).map(|i| run(i, "Succeeded")).collect();
+        let failing: Vec<RunRecord> = (1_000_002..1_005_000)
+            .map(|i| run(i, "CompletedWithErrors"))
+            .collect();
+        j.record_runs(&old).unwrap();
+        j.record_runs(&failing).unwrap();
+        j.batch(|b| (0..20_000).try_for_each(|i| b.upsert(&delivery(i, State::Acknowledged))))
+            .unwrap();
+        pages_read(&j);
+        let long = j.status().unwrap();
+        let pages_long = pages_read(&j);
+        assert_eq!(long.last_run.unwrap().run_id, "run-1004999");
+        assert_eq!(
+            long.last_successful_run.unwrap().run_id,
+            new.last_successful_run.unwrap().run_id
+        );
+        assert_eq!(
+            (long.published, long.publishing, long.quarantined.len()),
+            (1, 1, 1)
+        );
+        // Five lookups, each a walk down an index and the table (a few pages deeper after the
+        // history grew), never a page per run or delivery since.
+        assert!(
+            pages_long <= 40,
+            "{pages_new} pages on a new journal, {pages_long} after a long history"
+        );
+    }
+
+    impl Journal {
+        fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+            self.select_runs("ORDER BY started_at DESC LIMIT ?1", [limit])
+        }
     }
 
     impl Record {

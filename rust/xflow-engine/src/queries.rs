@@ -147,19 +147,13 @@ pub fn status(q: &StatusQuery) -> Result<Status> {
     let journal = Journal::open_read_only(&q.state_path)?;
     let (last_run, last_successful_run, awaiting, in_progress, quarantined) = match &journal {
         Some(j) => {
-            let runs = j.runs(500)?;
-            let finished: Vec<&RunRecord> =
-                runs.iter().filter(|r| r.finished_at.is_some()).collect();
+            let s = j.status()?;
             (
-                finished.first().map(|r| (*r).clone()),
-                finished
-                    .iter()
-                    .find(|r| r.outcome.as_deref() == Some("Succeeded"))
-                    .map(|r| (*r).clone()),
-                j.in_state(State::Published)?.len() as u64,
-                (j.in_state(State::Publishing)?.len() + spool::waiting_pages(&q.state_path)?)
-                    as u64,
-                j.in_state(State::Quarantined)?,
+                s.last_run,
+                s.last_successful_run,
+                s.published,
+                s.publishing + spool::waiting_pages(&q.state_path)? as u64,
+                s.quarantined,
             )
         }
         None => (None, None, 0, 0, Vec::new()),
@@ -383,6 +377,39 @@ mod tests {
             "our temp file is not a stale import"
         );
         assert!(s.stale_files[0].path.ends_with("left.csv"));
+    }
+
+    #[test]
+    fn status_finds_the_last_success_however_many_runs_failed_since() {
+        // Two days of runs every 3 minutes that all ended with errors (a delivery waiting in
+        // quarantine does that) after one that succeeded.
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let runs: Vec<RunRecord> = (0..1000)
+            .map(|i| RunRecord {
+                run_id: format!("r{i:04}"),
+                started_at: format!("2026-01-01T00:00:00.000Z{i:04}"),
+                finished_at: Some(now()),
+                outcome: Some(
+                    if i == 0 {
+                        "Succeeded"
+                    } else {
+                        "CompletedWithErrors"
+                    }
+                    .into(),
+                ),
+                ..Default::default()
+            })
+            .collect();
+        j.record_runs(&runs).unwrap();
+        let s = status(&StatusQuery {
+            state_path: dir.path().to_path_buf(),
+            folders: vec![],
+            stale_after_minutes: 60,
+        })
+        .unwrap();
+        assert_eq!(s.last_run.unwrap().run_id, "r0999");
+        assert_eq!(s.last_successful_run.unwrap().run_id, "r0000");
     }
 
     #[test]
