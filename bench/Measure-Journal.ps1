@@ -5,6 +5,11 @@
     with a year of history, interleaved, after one untimed call of each; prints one line of JSON
     with every time in milliseconds.
 
+    The history is also timed on a state folder holding only the last day of that year: the same
+    deliveries come out as from the year's journal (the empty one returns none, so against it the
+    history measures its output, not the journal's size). "<journal>.historyRows" says how many
+    deliveries each returned.
+
 .DESCRIPTION
     The API token comes from the environment variable XFLOW_API_TOKEN (never an argument). Both
     state folders use the same import folders and the same (idle) simulator, so the only
@@ -19,6 +24,7 @@ param(
     [Parameter(Mandatory)][string]$PrismePath,
     [Parameter(Mandatory)][string]$EmptyStatePath,
     [Parameter(Mandatory)][string]$YearStatePath,
+    [Parameter(Mandatory)][string]$LastDayStatePath,
     [ValidateRange(1, 1000)][int]$Repeat = 10
 )
 $ErrorActionPreference = 'Stop'
@@ -35,20 +41,25 @@ $steps = [ordered]@{
     status  = { param($state) Get-XFlowDeliveryStatus -StatePath $state -SdLoenPath $SdLoenPath -PrismePath $PrismePath | Out-Null }
     history = { param($state) Get-XFlowDeliveryHistory -StatePath $state -Since (Get-Date).AddDays(-1) | Out-Null }
 }
+$states = @{ empty = $EmptyStatePath; year = $YearStatePath; lastDay = $LastDayStatePath }
+# The last day's journal only answers the history; runs would change nothing it is compared on.
+$journals = @{ idle = 'empty', 'year'; status = 'empty', 'year'; history = 'empty', 'year', 'lastDay' }
 $times = @{}
-foreach ($journal in 'empty', 'year') { foreach ($step in $steps.Keys) { $times["$journal.$step"] = [Collections.Generic.List[double]]::new() } }
+foreach ($step in $steps.Keys) { foreach ($journal in $journals[$step]) { $times["$journal.$step"] = [Collections.Generic.List[double]]::new() } }
+$result = [ordered]@{}
+foreach ($journal in $journals.history) {
+    $result["$journal.historyRows"] = @(Get-XFlowDeliveryHistory -StatePath $states[$journal] -Since (Get-Date).AddDays(-1)).Count
+}
 $watch = [Diagnostics.Stopwatch]::new()
 foreach ($i in 0..$Repeat) {
     foreach ($step in $steps.Keys) {
-        foreach ($journal in 'empty', 'year') {
-            $state = ($journal -eq 'empty') ? $EmptyStatePath : $YearStatePath
+        foreach ($journal in $journals[$step]) {
             $watch.Restart()
-            & $steps[$step] $state
+            & $steps[$step] $states[$journal]
             $ms = $watch.Elapsed.TotalMilliseconds
             if ($i -gt 0) { $times["$journal.$step"].Add($ms) }
         }
     }
 }
-$result = [ordered]@{}
 foreach ($key in $times.Keys | Sort-Object) { $result[$key] = @($times[$key]) }
 $result | ConvertTo-Json -Compress

@@ -24,7 +24,8 @@
          4 MiB: peak memory over the import-only pwsh, throughput.
       5. Journal: the idle run, Get-XFlowDeliveryStatus and Get-XFlowDeliveryHistory -Since a day
          ago on a state folder with a year of history (xflow-bench year-journal) against an
-         empty one, and the state folder's size.
+         empty one, the history also against a state folder holding only that year's last day
+         (the same deliveries come out), and the state folder's size.
     Every drain is checked: every delivery is a file in its folder, no temp file is left, the
     server has every one acknowledged. Targets are reported, never asserted (CI runs -Quick).
     Every child gets the API token through its environment, never its command line.
@@ -344,19 +345,23 @@ function Measure-Journal {
     <#
     A journal with a year of history (xflow-bench year-journal: a run every 3 minutes, the
     deliveries and a few quarantined ones) against an empty one: the idle run, status and the
-    last day's history, timed in one warm pwsh (bench/Measure-Journal.ps1), medians.
+    last day's history, timed in one warm pwsh (bench/Measure-Journal.ps1), medians. The history
+    also against a journal of only the year's last day, which returns the same deliveries.
     #>
     Reset-Backlog -Count 0
     $empty = New-RunFolders 'journal-empty'
     $year = New-RunFolders 'journal-year'
-    $r = Invoke-BenchProcess -FilePath $BenchExe -ArgumentList @('year-journal', '--state', $year.State,
-        '--sd-loen', $year.SdLoen, '--prisme', $year.Prisme, '--runs', "$($Settings.YearRuns)",
+    $lastDay = New-RunFolders 'journal-last-day'
+    $generate = @('year-journal', '--sd-loen', $year.SdLoen, '--prisme', $year.Prisme, '--runs', "$($Settings.YearRuns)",
         '--deliveries', "$($Settings.YearDeliveries)", '--quarantined', '3', '--days', '365')
-    $made = Get-JsonResult -Result $r -What 'xflow-bench year-journal'
+    $made = Get-JsonResult -What 'xflow-bench year-journal' -Result (Invoke-BenchProcess -FilePath $BenchExe -ArgumentList ($generate + @('--state', $year.State)))
+    # The same year, only its last day written: the history's fair baseline (same output, no year behind it).
+    $null = Get-JsonResult -What 'xflow-bench year-journal --only-last-days 1' -Result (Invoke-BenchProcess -FilePath $BenchExe -ArgumentList ($generate + @('--state', $lastDay.State, '--only-last-days', '1')))
     $times = Get-JsonResult -What 'the journal measurement' -Result (Invoke-Pwsh -Environment $script:ChildEnv -ArgumentList @(
         '-NonInteractive', '-File', $JournalScript, '-ModulePath', $ModuleManifest, '-BaseUrl', $script:Sim.BaseUrl,
         '-CaCertificatePath', $script:Sim.CaPath, '-SdLoenPath', $year.SdLoen, '-PrismePath', $year.Prisme,
-        '-EmptyStatePath', $empty.State, '-YearStatePath', $year.State, '-Repeat', "$($Settings.JournalRepeats)"))
+        '-EmptyStatePath', $empty.State, '-YearStatePath', $year.State, '-LastDayStatePath', $lastDay.State,
+        '-Repeat', "$($Settings.JournalRepeats)"))
     $after = (Get-ChildItem -LiteralPath $year.State -Recurse -File -Force | Measure-Object Length -Sum).Sum
     [pscustomobject]@{
         Runs = $made.runs; Deliveries = $made.deliveries; StateBytes = $made.stateBytes; StateBytesAfter = $after
@@ -364,7 +369,9 @@ function Measure-Journal {
             emptyIdle = Get-Median $times.'empty.idle'; yearIdle = Get-Median $times.'year.idle'
             emptyStatus = Get-Median $times.'empty.status'; yearStatus = Get-Median $times.'year.status'
             emptyHistory = Get-Median $times.'empty.history'; yearHistory = Get-Median $times.'year.history'
+            lastDayHistory = Get-Median $times.'lastDay.history'
         }
+        HistoryRows = [ordered]@{ year = $times.'year.historyRows'; lastDay = $times.'lastDay.historyRows' }
     }
 }
 
@@ -457,6 +464,9 @@ $figures = [ordered]@{
 foreach ($k in $journal.Medians.Keys) {
     $figures["journal.$k"] = @{ value = [Math]::Round($journal.Medians[$k], 1); unit = 'ms' }
 }
+foreach ($k in $journal.HistoryRows.Keys) {
+    $figures["journal.${k}HistoryRows"] = @{ value = $journal.HistoryRows[$k]; unit = 'deliveries' }
+}
 foreach ($d in $drain.DiskSettings) {
     $figures["drain.diskLimit.$($d.Name)"] = @{ value = @($d.Rounds | ForEach-Object { [Math]::Round($_) }); unit = 'files/s' }
 }
@@ -471,6 +481,7 @@ $ratios = [ordered]@{
     journalYearOverEmptyIdle    = [Math]::Round($journal.Medians.yearIdle / $journal.Medians.emptyIdle, 2)
     journalYearOverEmptyStatus  = [Math]::Round($journal.Medians.yearStatus / $journal.Medians.emptyStatus, 2)
     journalYearOverEmptyHistory = [Math]::Round($journal.Medians.yearHistory / $journal.Medians.emptyHistory, 2)
+    journalYearOverLastDayHistory = [Math]::Round($journal.Medians.yearHistory / $journal.Medians.lastDayHistory, 2)
 }
 # Only the full run's sizes are what the targets speak of; -Quick reports them for form's sake.
 $targets = @(
@@ -483,6 +494,7 @@ $targets = @(
         $v = $ratios["journalYearOverEmpty$k"]
         [ordered]@{ name = "$($k.ToLowerInvariant()) on a year's journal within 10% of an empty one"; actual = $v; limit = 1.1; met = $v -le 1.1 }
     }
+    [ordered]@{ name = "history on a year's journal within 10% of the last day's only (same output)"; actual = $ratios.journalYearOverLastDayHistory; limit = 1.1; met = $ratios.journalYearOverLastDayHistory -le 1.1 }
     [ordered]@{ name = "$($large.Bytes / 1MB) MiB delivery in <= 64 MiB (peak over import-only pwsh)"; actual = $figures['large.peakOverImport'].value; limit = 64; met = $figures['large.peakOverImport'].value -le 64 }
     [ordered]@{ name = "page of $($largePage.Count) x $($largePage.Bytes / 1MB) MiB in <= 64 MiB (peak over import-only pwsh)"; actual = $figures['largePage.peakOverImport'].value; limit = 64; met = $figures['largePage.peakOverImport'].value -le 64 }
 )

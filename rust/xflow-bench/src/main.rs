@@ -10,10 +10,13 @@
 //!   The files are left in place (see `disk_limit`).
 //!
 //! `xflow-bench year-journal --state D --sd-loen D --prisme D [--runs 175000]
-//!   [--deliveries 150000] [--quarantined 3] [--days 365]`
+//!   [--deliveries 150000] [--quarantined 3] [--days 365] [--only-last-days N]`
 //!   Writes the journal a state folder has after a year of runs every 3 minutes: finished runs
 //!   and acknowledged deliveries spread over the last `days` days (the newest now), a few
-//!   quarantined deliveries with their documents. Prints the state folder's size.
+//!   quarantined deliveries with their documents. Prints the state folder's size. With
+//!   `--only-last-days`, only the runs and deliveries of those last days are written (the same
+//!   rows, at the same times): a baseline that answers "the last day" with the same output as
+//!   the whole year, but without the year behind it.
 //!
 //! `xflow-bench drain`  (run configuration JSON on stdin, so the token never is an argument)
 //!   One engine run without PowerShell, for profiling (`perf record`, `strace -c`): the
@@ -35,7 +38,7 @@ fn main() {
                   [--methods fsync,sfr,syncfs,odsync] [--batches 1,10,100] [--workers 1,4] \
                   | xflow-bench drain < config.json \
                   | xflow-bench year-journal --state D --sd-loen D --prisme D [--runs N] \
-                  [--deliveries N] [--quarantined N] [--days N]"
+                  [--deliveries N] [--quarantined N] [--days N] [--only-last-days N]"
                 .to_owned(),
         ),
     };
@@ -329,6 +332,7 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
     let (mut state, mut sd_loen, mut prisme) = (None, None, None);
     let (mut runs, mut deliveries, mut quarantined, mut days) =
         (175_000usize, 150_000usize, 3usize, 365i64);
+    let mut only_last_days = None;
     for (key, value) in options(
         args,
         &[
@@ -339,6 +343,7 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
             "deliveries",
             "quarantined",
             "days",
+            "only-last-days",
         ],
     )? {
         match key {
@@ -348,7 +353,8 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
             "runs" => runs = parse(key, value)?,
             "deliveries" => deliveries = parse(key, value)?,
             "quarantined" => quarantined = parse(key, value)?,
-            _ => days = parse(key, value)?,
+            "days" => days = parse(key, value)?,
+            _ => only_last_days = Some(parse::<i64>(key, value)?),
         }
     }
     let (Some(state), Some(sd_loen), Some(prisme)) = (state, sd_loen, prisme) else {
@@ -366,8 +372,17 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
         let t = now - span + span * (i as i32 + 1) / n.max(1) as i32;
         t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     };
+    // Everything, or only what happened since this (RFC 3339 UTC as stored: text order is time
+    // order).
+    let kept_from = only_last_days
+        .map(|d| {
+            (now - chrono::Duration::days(d)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        })
+        .unwrap_or_default();
+    let kept = |i: usize, n: usize| at(i, n) >= kept_from;
     let err = |e: xflow_engine::EngineError| e.to_string();
-    for chunk in (0..runs).collect::<Vec<_>>().chunks(10_000) {
+    let run_ids: Vec<usize> = (0..runs).filter(|&i| kept(i, runs)).collect();
+    for chunk in run_ids.chunks(10_000) {
         let records: Vec<RunRecord> = chunk
             .iter()
             .map(|&i| RunRecord {
@@ -420,7 +435,7 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
             acknowledged_at: (state == State::Acknowledged).then(|| received.clone()),
         }
     };
-    let ids: Vec<usize> = (0..deliveries).collect();
+    let ids: Vec<usize> = (0..deliveries).filter(|&i| kept(i, deliveries)).collect();
     for chunk in ids.chunks(10_000) {
         journal
             .batch(|b| {
@@ -438,7 +453,7 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
             })
             .map_err(err)?;
     }
-    for i in deliveries.saturating_sub(quarantined)..deliveries {
+    for i in (deliveries.saturating_sub(quarantined)..deliveries).filter(|&i| kept(i, deliveries)) {
         let r = record(i, State::Quarantined);
         let document = serde_json::json!({
             "id": r.id, "system": r.system.wire_name(), "fileName": r.requested_name,
@@ -454,8 +469,8 @@ fn year_journal(args: &[String]) -> Result<serde_json::Value, String> {
     }
     drop(journal);
     Ok(serde_json::json!({
-        "runs": runs,
-        "deliveries": deliveries,
+        "runs": run_ids.len(),
+        "deliveries": ids.len(),
         "quarantined": quarantined,
         "days": days,
         "stateBytes": folder_size(&state).map_err(|e| format!("{}: {e}", state.display()))?,
