@@ -165,14 +165,14 @@ type Answer = Result<Vec<u8>, EngineError>;
 
 fn handle_call(request: &[u8], cancel: &CancellationToken) -> Result<Vec<u8>, EngineError> {
     let op = xflow_engine::calls::op_of(request)?;
-    let answer = match op.as_str() {
-        "version" => serde_json::json!({
+    match op.as_str() {
+        "version" => json::to_vec(&serde_json::json!({
             "abiVersion": XFD_ABI_VERSION,
             "engineVersion": env!("CARGO_PKG_VERSION"),
-        }),
-        _ => xflow_engine::calls::handle(&op, request, cancel)?,
-    };
-    json::to_vec(&answer).map_err(|e| EngineError::Internal(e.to_string()))
+        })),
+        _ => json::to_vec(&xflow_engine::calls::handle(&op, request, cancel)?),
+    }
+    .map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Validates `config` (run configuration JSON) and starts a run. On success `*out_run` holds a
