@@ -42,10 +42,10 @@ pub fn handle(op: &str, request: &[u8], cancel: &CancellationToken) -> Result<An
         "history" => Ok(Answer::History {
             deliveries: queries::history(&parse(request)?)?,
         }),
-        "status" => Ok(Answer::Status(queries::status(&parse(request)?)?)),
-        "releaseQuarantined" => Ok(Answer::Released(queries::release_quarantined(&parse(
-            request,
-        )?)?)),
+        "status" => Ok(Answer::Status(Box::new(queries::status(&parse(request)?)?))),
+        "releaseQuarantined" => Ok(Answer::Released(Box::new(queries::release_quarantined(
+            &parse(request)?,
+        )?))),
         "preflight" => {
             // Parsed straight into the typed configuration, never through a `Value`: the token
             // goes from the request bytes into its zeroed-on-drop type and nowhere else.
@@ -71,8 +71,8 @@ pub fn handle(op: &str, request: &[u8], cancel: &CancellationToken) -> Result<An
 #[serde(untagged)]
 pub enum Answer {
     History { deliveries: Vec<Record> },
-    Status(queries::Status),
-    Released(Record),
+    Status(Box<queries::Status>),
+    Released(Box<Record>),
     Preflight { checks: Vec<preflight::Check> },
 }
 
