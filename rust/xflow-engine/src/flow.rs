@@ -58,6 +58,8 @@ pub(crate) async fn run(
             journal::PRUNE_STEP,
         ) {
             reporter.warning(format!("could not record the run in the journal: {e}"));
+        } else if let Err(e) = journal.trim_wal() {
+            reporter.warning(format!("could not checkpoint the journal: {e}"));
         }
     }
     summary

@@ -17,6 +17,12 @@ use std::path::{Path, PathBuf};
 
 pub const JOURNAL_FILE: &str = "journal.sqlite3";
 
+/// How long a statement waits for another connection's lock (a run's commit, a reader).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A WAL larger than this (128 pages of 4 KiB) is emptied when a run ends (`Journal::trim_wal`).
+const WAL_TRIM_BYTES: u64 = 512 * 1024;
+
 /// Each entry migrates the schema from version `index` to `index + 1`; never edit a shipped one.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -214,7 +220,7 @@ impl Journal {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|e| journal_error(&path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
+        conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| journal_error(&path, e))?;
         let journal = Journal { conn, path };
         let version = journal.schema_version()?;
@@ -230,7 +236,7 @@ impl Journal {
     fn configure(&mut self) -> Result<()> {
         let path = self.path.clone();
         self.conn
-            .busy_timeout(std::time::Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| journal_error(&path, e))?;
         // WAL + FULL: a committed transaction survives power loss; readers never block the run.
         self.conn
@@ -517,6 +523,36 @@ impl Journal {
             b.finish_run(run)?;
             b.prune(now, retention, max_rows)
         })
+    }
+
+    /// Checkpoints the WAL into the database and empties it, once it has grown past
+    /// `WAL_TRIM_BYTES`; a run calls this when it ends. Every connection that finds no other one
+    /// open (each run, status and history call) first reads the whole WAL to rebuild its index,
+    /// so a WAL left to grow to SQLite's own 1,000-page checkpoint costs each of them about a
+    /// millisecond more, and more on a journal whose runs still prune a backlog (30 pages a run
+    /// against 5). Below the bound nothing happens, so most idle runs keep their three flushes.
+    /// Never waits for a reader (status, history): the next run's end tries again.
+    pub fn trim_wal(&mut self) -> Result<()> {
+        let wal = self.path.with_file_name(format!("{JOURNAL_FILE}-wal"));
+        match std::fs::metadata(&wal) {
+            Ok(meta) if meta.len() > WAL_TRIM_BYTES => {}
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(EngineError::from_io(&wal, &e)),
+        }
+        let path = self.path.clone();
+        self.conn
+            .busy_timeout(std::time::Duration::ZERO)
+            .map_err(|e| journal_error(&path, e))?;
+        // One row (busy, pages in the WAL, pages checkpointed); busy only means a reader came
+        // first.
+        let checkpoint = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| journal_error(&path, e))?;
+        checkpoint.map_err(|e| journal_error(&path, e))
     }
 
     /// Records a finished run whole (importing history, benchmarks); a run itself uses
@@ -957,6 +993,45 @@ mod tests {
             Retention::new(1000).deliveries,
             chrono::Duration::days(1000)
         );
+    }
+
+    #[test]
+    fn a_long_wal_is_emptied_when_a_run_ends_a_short_one_is_left_and_no_reader_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join(format!("{JOURNAL_FILE}-wal"));
+        let wal_len = || std::fs::metadata(&wal).unwrap().len();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.batch(|b| b.upsert(&record("a", State::Publishing)))
+            .unwrap();
+        let short = wal_len();
+        assert!(short > 0 && short <= WAL_TRIM_BYTES, "{short}");
+        j.trim_wal().unwrap();
+        assert_eq!(wal_len(), short, "a short WAL stays: no flush of its own");
+        let fill = |j: &mut Journal, from: usize| {
+            j.batch(|b| {
+                (from..from + 5000)
+                    .try_for_each(|i| b.upsert(&record(&format!("r{i}"), State::Acknowledged)))
+            })
+            .unwrap();
+            assert!(wal_len() > WAL_TRIM_BYTES);
+        };
+        fill(&mut j, 0);
+        // A reader in the middle of a read (status, history) is not waited for.
+        let reader = Connection::open(dir.path().join(JOURNAL_FILE)).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT COUNT(*) FROM deliveries;")
+            .unwrap();
+        let started = std::time::Instant::now();
+        j.trim_wal().unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        reader.execute_batch("COMMIT").unwrap();
+        drop(reader);
+        fill(&mut j, 5000);
+        j.trim_wal().unwrap();
+        assert_eq!(wal_len(), 0);
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.get("a").unwrap().is_some() && j.get("r9999").unwrap().is_some());
     }
 
     /// Database pages SQLite looked at (from its cache or the file) since the last call.
