@@ -55,12 +55,15 @@ $Settings = if ($Quick) {
        YearRuns = 175000; YearDeliveries = 150000; JournalRepeats = 10 }
 }
 # The disk's durable-publish limit is the best of these (xflow-bench disk-limit): the naive
-# one file at a time, the engine's own (a page of 100 staged by publish::STAGING_WORKERS = 4
-# threads, each fsynced), and every other durable method Linux offers for a batch: writeback
-# started for all then fdatasync each (sfr), one syncfs, O_DSYNC writes. io_uring has no crate
-# in the offline mirror. Windows (not run here) has only fsync (FlushFileBuffers).
+# one file at a time, pages of 100 each fsynced on 1 to 8 threads, the engine's own (a page of
+# 100 on publish::STAGING_WORKERS = 4 threads under one publish::BatchFlush: one syncfs on
+# ext4, XFS, Btrfs; else each file fsynced), and every other durable method Linux offers for a
+# batch: writeback started for all then fdatasync each (sfr), one syncfs, O_DSYNC writes.
+# io_uring has no crate in the offline mirror. Windows (not run here) has only fsync
+# (FlushFileBuffers).
 $DiskSettings = @(
     @{ Method = 'fsync'; Batch = 1; Workers = 1 }
+    @{ Method = 'engine'; Batch = 100; Workers = 4 }
     @{ Method = 'fsync'; Batch = 100; Workers = 1 }
     @{ Method = 'fsync'; Batch = 100; Workers = 4 }
     @{ Method = 'fsync'; Batch = 100; Workers = 8 }
@@ -149,9 +152,10 @@ function Get-Median([double[]]$Values) {
 }
 
 function New-RunFolders {
-    # Fresh import folders (with "Løn" and a space, as on a real server) and state folder.
-    param([string]$Name)
-    $root = Join-Path $script:Work $Name
+    # Fresh import folders (with "Løn" and a space, as on a real server) and state folder, under
+    # $Root (the bench's work folder on disk unless told).
+    param([string]$Name, [string]$Root = $script:Work)
+    $root = Join-Path $Root $Name
     $f = [pscustomobject]@{
         SdLoen = Join-Path $root 'SD Løn'
         Prisme = Join-Path $root 'Prisme'
@@ -208,16 +212,20 @@ function Measure-Drain {
     reference drain, in a fresh random order per round, so no step always follows the same
     other (a file-heavy step slows the file creation of the next). Nothing is deleted until the
     bench ends. Every round is reported; the best round of each counts, since interference from
-    other work only ever slows a round down.
+    other work only ever slows a round down. Where a memory file system has room, each round
+    also runs our drain with the import folders and the journal in memory: nothing it does
+    waits for a disk, so its rate is what the cores allow the drain on this machine.
     #>
     $n = $Settings.DrainCount
     $ours = [Collections.Generic.List[double]]::new()
+    $inMemory = [Collections.Generic.List[double]]::new()
     $reference = [Collections.Generic.List[double]]::new()
     $disk = [Collections.Generic.List[object]]::new()
     $orders = [Collections.Generic.List[string]]::new()
     foreach ($round in 1..$Settings.DrainRounds) {
         $steps = @($DiskSettings | ForEach-Object { [pscustomobject]@{ Kind = 'disk'; Setting = $_ } }) +
             [pscustomobject]@{ Kind = 'ours'; Setting = $null } + [pscustomobject]@{ Kind = 'reference'; Setting = $null }
+        if ($script:MemoryWork) { $steps += [pscustomobject]@{ Kind = 'inMemory'; Setting = $null } }
         $steps = @($steps | Get-Random -Count $steps.Count)
         $orders.Add((($steps | ForEach-Object { if ($_.Setting) { $_.Setting.Name } else { $_.Kind } }) -join ' '))
         foreach ($step in $steps) {
@@ -241,6 +249,14 @@ function Measure-Drain {
                     Assert-Drained -Folders $f -Expected $n -What 'Invoke-XFlowDelivery'
                     $ours.Add($run.runMs[0])
                 }
+                'inMemory' {
+                    Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries, folders and journal in memory ($script:MemoryWork)"
+                    Reset-Backlog -Count $n
+                    $f = New-RunFolders "ours-$round" -Root $script:MemoryWork
+                    $run = Invoke-OurRun -Folders $f
+                    Assert-Drained -Folders $f -Expected $n -What 'Invoke-XFlowDelivery in memory'
+                    $inMemory.Add($run.runMs[0])
+                }
                 'reference' {
                     Write-Step "drain round ${round}: reference script, $n deliveries"
                     Reset-Backlog -Count $n
@@ -258,6 +274,8 @@ function Measure-Drain {
     }
     [pscustomobject]@{
         OursPerSec        = $n / (($ours | Measure-Object -Minimum).Minimum / 1000)
+        InMemoryPerSec    = $inMemory.Count ? $n / (($inMemory | Measure-Object -Minimum).Minimum / 1000) : $null
+        InMemoryRoundsMs  = @($inMemory)
         ReferencePerSec   = $n / (($reference | Measure-Object -Minimum).Minimum / 1000)
         DiskSettings      = @($settings)
         DiskBest          = $settings | Sort-Object FilesPerSec -Descending | Select-Object -First 1
@@ -409,6 +427,12 @@ try {
 finally { Pop-Location }
 
 $script:Work = New-XFlowTestDirectory -Name 'xflow-bench'
+# A memory file system for the drain without a disk (Linux /dev/shm, if it has room for a
+# drain's files, journal and WAL several times over).
+$script:MemoryWork = if ($IsLinux -and (Test-Path -LiteralPath '/dev/shm') -and
+    [IO.DriveInfo]::new('/dev/shm').AvailableFreeSpace -gt 8 * $Settings.DrainCount * $Settings.FileSize + 64MB) {
+    Join-Path '/dev/shm' ('xflow-bench-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
+}
 $script:LoadAtStart = Get-LoadAverage
 $script:Sim = $null
 $benchWatch = [Diagnostics.Stopwatch]::StartNew()
@@ -431,6 +455,7 @@ try {
 finally {
     Stop-XFlowSim -Sim $script:Sim
     Remove-Item -LiteralPath $script:Work -Recurse -Force -ErrorAction SilentlyContinue
+    if ($script:MemoryWork) { Remove-Item -LiteralPath $script:MemoryWork -Recurse -Force -ErrorAction SilentlyContinue }
 }
 
 $small = $memory.Runs[0]
@@ -442,6 +467,8 @@ $figures = [ordered]@{
     'drain.diskLimit'          = @{ value = [Math]::Round($drain.DiskBest.FilesPerSec, 1); unit = 'files/s'; setting = $drain.DiskBest.Name }
     'drain.oursRounds'         = @{ value = @($drain.OursRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'drain.referenceRounds'    = @{ value = @($drain.ReferenceRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
+    'drain.oursInMemory'       = $drain.InMemoryPerSec ? @{ value = [Math]::Round($drain.InMemoryPerSec, 1); unit = 'deliveries/s' } : @{ value = 'not run: no memory file system with room (Linux /dev/shm)'; unit = '' }
+    'drain.oursInMemoryRounds' = @{ value = @($drain.InMemoryRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'idle.barePwsh'            = @{ value = [Math]::Round($idle.BareMs); unit = 'ms' }
     'idle.ours'                = @{ value = [Math]::Round($idle.OursMs); unit = 'ms' }
     'idle.reference'           = @{ value = [Math]::Round($idle.ReferenceMs); unit = 'ms' }
@@ -474,6 +501,8 @@ foreach ($d in $drain.DiskSettings) {
 $ratios = [ordered]@{
     drainOursOverReference   = [Math]::Round($drain.OursPerSec / $drain.ReferencePerSec, 2)
     drainOursOverDiskLimit   = [Math]::Round($drain.OursPerSec / $drain.DiskBest.FilesPerSec, 2)
+    # The most the drain could reach of the disk limit on these cores: its rate with no disk at all.
+    drainInMemoryOverDiskLimit = $drain.InMemoryPerSec ? [Math]::Round($drain.InMemoryPerSec / $drain.DiskBest.FilesPerSec, 2) : $null
     idleOverheadOverBareMs   = [Math]::Round($idle.OursMs - $idle.BareMs)
     idleReferenceOverBareMs  = [Math]::Round($idle.ReferenceMs - $idle.BareMs)
     idleOursOverReference    = [Math]::Round($idle.OursMs / $idle.ReferenceMs, 2)

@@ -1,9 +1,9 @@
 # The order of the durability system calls, observed with strace on a child pwsh running the real
 # module: LazyFS (tests/PowerCut.Tests.ps1) drops unsynced file data but not directory entries,
 # so this checks the rest. For every published file:
-#   1. the temp file's fsync (or fdatasync) returned before the rename (or link) that published it,
-#      or the temp file was opened with O_DSYNC (each write durable when it returns, as a write
-#      and fdatasync) and every write to it returned before that rename;
+#   1. the temp file was flushed after every write to it had returned, and before the rename (or
+#      link) that published it: by its own fsync (or fdatasync), or, on file systems where that
+#      stands in for every file's (ext4, XFS, Btrfs; docs/design.md), by a syncfs of its folder;
 #   2. its folder's fsync started after that rename returned and ended before the acknowledgement
 #      of the delivery was sent;
 #   3. after the folder's fsync, a write to the journal's WAL naming the delivery, then the WAL's
@@ -62,7 +62,7 @@ BeforeAll {
         $pending = @{}
         $n = 0
         # Only lines that can matter (pwsh's own pipe writes are most of the log); order is kept.
-        $lines = Select-String -LiteralPath $Path -Raw -Pattern 'fsync|rename|link|TCP:\[|sqlite3-wal|\.partial|resumed>|unfinished'
+        $lines = Select-String -LiteralPath $Path -Raw -Pattern 'fsync|syncfs|rename|link|TCP:\[|sqlite3-wal|\.partial|resumed>|unfinished'
         foreach ($line in $lines) {
             $n++
             if ($line -notmatch '^(?<pid>\d+)\s+(?<rest>.*)$') { continue }
@@ -96,9 +96,8 @@ BeforeAll {
         .SYNOPSIS
             One Invoke-XFlowDelivery in a child pwsh under strace; returns the run and the parsed
             events: Syncs (path, entry, exit), Publishes (from, to), WalWrites, Sends (socket
-            writes to the simulator with their request's first line), DsyncOpens (paths opened
-            with O_DSYNC), TempWrites (writes to temp files: path, entry, exit) and TempCreates
-            (temp files opened for writing: path, entry).
+            writes to the simulator with their request's first line), TempWrites (writes to temp
+            files: path, entry, exit) and TempCreates (temp files opened for writing: path, entry).
         #>
         param($Folders, [string]$AckMode)
         $trace = Join-Path $script:Work ("trace-" + [Guid]::NewGuid().ToString('N').Substring(0, 8) + '.txt')
@@ -106,7 +105,7 @@ BeforeAll {
         # written: the token never reaches a file.
         $redact = '|sed -E ''s/(publicapitoken: )[^\\"]*/\1<redacted>/Ig'' > ''{0}''' -f $trace
         $prefix = @('strace', '-f', '-qq', '-y', '-yy', '-s', '8192', '--seccomp-bpf', '-o', $redact,
-            '-e', 'trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,write,writev,pwrite64,pwritev,sendto,sendmsg', '--')
+            '-e', 'trace=openat,fsync,fdatasync,syncfs,rename,renameat,renameat2,link,linkat,write,writev,pwrite64,pwritev,sendto,sendmsg', '--')
         $run = Wait-XFlowRunOnce -Run (Start-XFlowRunOnce -Sim $script:Sim -StatePath $Folders.State -SdLoenPath $Folders.SdLoen `
                 -PrismePath $Folders.Prisme -AckMode $AckMode -CommandPrefix $prefix)
         if ([IO.File]::ReadAllText($trace).Contains($script:Sim.Token)) { throw "the token reached the trace file $trace" }
@@ -116,7 +115,6 @@ BeforeAll {
         $publishes = [Collections.Generic.List[object]]::new()
         $walWrites = [Collections.Generic.List[object]]::new()
         $sends = [Collections.Generic.List[object]]::new()
-        $dsyncOpens = @{}
         $tempWrites = [Collections.Generic.List[object]]::new()
         $tempCreates = [Collections.Generic.List[object]]::new()
         $requestOf = @{}
@@ -125,10 +123,9 @@ BeforeAll {
                 '^openat$' {
                     $opened = @(Get-QuotedStrings $e.Args)[0]
                     if ($opened -like '*.partial') { $tempCreates.Add([pscustomobject]@{ Path = $opened; Entry = $e.Entry }) }
-                    if ($e.Args -match '\bO_DSYNC\b') { $dsyncOpens[$opened] = $true }
                 }
-                '^f(data)?sync$' {
-                    $syncs.Add([pscustomobject]@{ Path = (Get-FdTarget $e.Args); Entry = $e.Entry; Exit = $e.Exit })
+                '^(f(data)?sync|syncfs)$' {
+                    $syncs.Add([pscustomobject]@{ Call = $e.Name; Path = (Get-FdTarget $e.Args); Entry = $e.Entry; Exit = $e.Exit })
                 }
                 '^(rename|renameat|renameat2|link|linkat)$' {
                     # The engine passes absolute paths; the two path arguments are the quoted ones.
@@ -153,7 +150,7 @@ BeforeAll {
             }
         }
         [pscustomobject]@{ Run = $run; Trace = $trace; Syncs = $syncs; Publishes = $publishes; WalWrites = $walWrites; Sends = $sends
-            DsyncOpens = $dsyncOpens; TempWrites = $tempWrites; TempCreates = $tempCreates }
+            TempWrites = $tempWrites; TempCreates = $tempCreates }
     }
 
     function script:Test-Ordering {
@@ -168,10 +165,14 @@ BeforeAll {
             $where = "$id ($($file.path))"
             $publish = @($Traced.Publishes | Where-Object To -EQ $file.path) | Select-Object -First 1
             if (-not $publish) { "${where}: no rename or link published it"; continue }
-            $fileSync = @($Traced.Syncs | Where-Object { $_.Path -eq $publish.From -and $_.Exit -lt $publish.Entry })
-            $writes = @($Traced.TempWrites | Where-Object Path -EQ $publish.From)
-            $durableWrites = $Traced.DsyncOpens[$publish.From] -and $writes -and -not @($writes | Where-Object Exit -GT $publish.Entry)
-            if (-not $fileSync -and -not $durableWrites) { "${where}: the temp file '$($publish.From)' was neither fsynced nor written with O_DSYNC before its $($publish.Call) (event $($publish.Entry))" }
+            # An empty file has no write: then its creation is what the fsync must follow.
+            $written = (@($Traced.TempWrites | Where-Object Path -EQ $publish.From | ForEach-Object Exit) +
+                @($Traced.TempCreates | Where-Object Path -EQ $publish.From | ForEach-Object Entry) | Measure-Object -Maximum).Maximum
+            if ($null -eq $written) { "${where}: its temp file '$($publish.From)' was never seen created"; continue }
+            $tempFolder = [IO.Path]::GetDirectoryName($publish.From)
+            $fileSync = @($Traced.Syncs | Where-Object {
+                    ($_.Path -eq $publish.From -or ($_.Call -eq 'syncfs' -and $_.Path -eq $tempFolder)) -and $_.Entry -gt $written -and $_.Exit -lt $publish.Entry })
+            if (-not $fileSync) { "${where}: the temp file '$($publish.From)' was not flushed (fsync, or syncfs of its folder) after its last write (event $written) and before its $($publish.Call) (event $($publish.Entry))" }
 
             $ack = $endOfRun
             if ($AckMode -eq 'Ack') {

@@ -140,9 +140,13 @@ fn disk_limit(args: &[String]) -> Result<serde_json::Value, String> {
 /// complete on stable storage, and each batch's renames are flushed before the next batch.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Method {
-    /// The engine's own: `publish::stage` (exclusive create, write, fsync) on W threads, then
-    /// `publish::commit` and one `fsops::sync_dir` per batch.
+    /// `publish::stage` (exclusive create, write, fsync) on W threads, then `publish::commit`
+    /// and one `fsops::sync_dir` per batch.
     Fsync,
+    /// The engine's own for a page: `publish::stage_pieces` on W threads under a
+    /// `publish::BatchFlush` (Linux ext4, XFS, Btrfs: one `syncfs`; elsewhere each file's
+    /// fsync), then `publish::commit` and one `fsops::sync_dir` per batch.
+    Engine,
     /// Linux: write every file of the batch, start their writeback together with
     /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`, then `fdatasync` each (the flushes find the
     /// I/O already under way); renames, one folder fsync.
@@ -159,16 +163,17 @@ impl Method {
     fn parse(name: &str) -> Result<Method, String> {
         let method = match name {
             "fsync" => Method::Fsync,
+            "engine" => Method::Engine,
             "sfr" => Method::SyncFileRange,
             "syncfs" => Method::Syncfs,
             "odsync" => Method::Odsync,
             other => {
                 return Err(format!(
-                    "--methods: unknown method '{other}' (fsync, sfr, syncfs, odsync)"
+                    "--methods: unknown method '{other}' (fsync, engine, sfr, syncfs, odsync)"
                 ));
             }
         };
-        if method != Method::Fsync && !cfg!(target_os = "linux") {
+        if !matches!(method, Method::Fsync | Method::Engine) && !cfg!(target_os = "linux") {
             return Err(format!("--methods: '{name}' exists on Linux only"));
         }
         Ok(method)
@@ -177,6 +182,7 @@ impl Method {
     fn name(self) -> &'static str {
         match self {
             Method::Fsync => "fsync",
+            Method::Engine => "engine",
             Method::SyncFileRange => "sfr",
             Method::Syncfs => "syncfs",
             Method::Odsync => "odsync",
@@ -207,11 +213,29 @@ fn publish_files(
             .into_iter()
             .map(|s| s.map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?,
+            Method::Engine => {
+                let flush = publish::BatchFlush::begin([folder]);
+                let staged = publish::stage_all(&ids, workers, |i| {
+                    publish::stage_pieces(
+                        folder,
+                        "bench",
+                        &format!("bench-{i}"),
+                        content.len() as u64,
+                        flush.flush_for(folder),
+                        &mut |sink| sink(content),
+                    )
+                })
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+                flush.finish().map_err(|e| e.to_string())?;
+                staged
+            }
             #[cfg(target_os = "linux")]
             _ => linux::stage_batch(method, folder, &ids, content, workers)
                 .map_err(|e| format!("{}: {e}", folder.display()))?,
             #[cfg(not(target_os = "linux"))]
-            _ => unreachable!("Method::parse admits fsync only off Linux"),
+            _ => unreachable!("Method::parse admits fsync and engine only off Linux"),
         };
         let never = xflow_engine::CancellationToken::new();
         for (i, s) in ids.iter().zip(&staged) {
@@ -322,7 +346,7 @@ mod linux {
                     .map(|(_, path)| staged(folder, path, content.len()))
                     .collect())
             }
-            Method::Fsync => unreachable!("staged by the engine's own publish::stage"),
+            Method::Fsync | Method::Engine => unreachable!("staged by the engine's publish"),
         }
     }
 }

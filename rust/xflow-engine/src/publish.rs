@@ -2,7 +2,8 @@
 //! complete and durable, and an existing file is never replaced.
 //!
 //! 1. `stage`: create `.xflow-<id>-<random>.partial` exclusively in the target folder, write,
-//!    fsync, close; a batch's files are staged several at a time (`stage_all`).
+//!    fsync, close. A batch's files are staged several at a time (`stage_all`); where one flush
+//!    of the file system covers them all (`BatchFlush`), that flush replaces theirs.
 //! 2. `commit`: rename it to the final name without replacing; a taken name gets a distinct,
 //!    deterministic name instead.
 //! 3. `fsops::sync_dir` once per folder after a batch of commits, so a page of deliveries costs
@@ -72,11 +73,66 @@ pub fn is_temp_file_of(name: &str, owner: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('-'))
 }
 
+/// When a staged file is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// By its own flush, before `stage_pieces` returns.
+    Now,
+    /// By its batch's `BatchFlush::finish`, before anything names it.
+    ByFileSystem,
+}
+
+/// How a batch of staged files is made durable: one flush of each folder's file system where
+/// that is known to cover every file written there (`fsops::FileSystemFlush`), else each file
+/// by its own flush as it is staged.
+#[derive(Debug)]
+pub struct BatchFlush {
+    folders: Vec<(PathBuf, fsops::FileSystemFlush)>,
+}
+
+impl BatchFlush {
+    /// Begins before any file of the batch is written, so that `finish` reports every
+    /// write-back error since.
+    pub fn begin<'a>(folders: impl IntoIterator<Item = &'a Path>) -> BatchFlush {
+        let mut folders: Vec<&Path> = folders.into_iter().collect();
+        folders.sort();
+        folders.dedup();
+        BatchFlush {
+            folders: folders
+                .into_iter()
+                .filter_map(|f| {
+                    fsops::FileSystemFlush::begin(f).map(|flush| (f.to_path_buf(), flush))
+                })
+                .collect(),
+        }
+    }
+
+    /// How a file staged into `folder` is to be made durable.
+    pub fn flush_for(&self, folder: &Path) -> Flush {
+        if self.folders.iter().any(|(f, _)| f == folder) {
+            Flush::ByFileSystem
+        } else {
+            Flush::Now
+        }
+    }
+
+    /// Makes the files staged with `Flush::ByFileSystem` durable. On error the caller discards
+    /// the batch: a failed flush is never retried.
+    pub fn finish(self) -> Result<()> {
+        for (folder, flush) in self.folders {
+            flush
+                .finish()
+                .map_err(|e| EngineError::from_io(&folder, &e))?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes `content` to a new temp file in `dir` and makes it durable. A failed flush is never
 /// retried on the same file (after a failed fsync the page cache state is unknown): the file is
 /// discarded and written once more from the start.
 pub fn stage(dir: &Path, owner: &str, id: &str, content: &mut dyn Read) -> Result<StagedFile> {
-    stage_pieces(dir, owner, id, 0, &mut |sink| {
+    stage_pieces(dir, owner, id, 0, Flush::Now, &mut |sink| {
         let mut buf = [0u8; 64 * 1024];
         loop {
             match content.read(&mut buf) {
@@ -90,16 +146,17 @@ pub fn stage(dir: &Path, owner: &str, id: &str, content: &mut dyn Read) -> Resul
 }
 
 /// `stage` for content handed out in pieces (`feed` calls its sink with each), about
-/// `size_hint` bytes in all.
+/// `size_hint` bytes in all, made durable as `flush` says.
 pub fn stage_pieces(
     dir: &Path,
     owner: &str,
     id: &str,
     size_hint: u64,
+    flush: Flush,
     feed: &mut dyn FnMut(Sink<'_>) -> io::Result<()>,
 ) -> Result<StagedFile> {
     let temp_path = dir.join(temp_name(owner, id));
-    match write_durably(&temp_path, size_hint, feed) {
+    match write_new(&temp_path, size_hint, flush, feed) {
         Ok((size, sha256)) => Ok(StagedFile {
             dir: dir.to_path_buf(),
             temp_path,
@@ -113,22 +170,16 @@ pub fn stage_pieces(
     }
 }
 
-fn write_durably(
+fn write_new(
     path: &Path,
     size_hint: u64,
+    flush: Flush,
     feed: &mut dyn FnMut(Sink<'_>) -> io::Result<()>,
 ) -> io::Result<(u64, String)> {
     // Pieces (a decoder's output) are merged into writes of up to 256 KiB; a small file gets a
     // buffer its own size, not a quarter of a megabyte to allocate and zero.
     let capacity = size_hint.clamp(4 * 1024, 256 * 1024) as usize;
-    // A file that fits one write is made durable by that write where the platform can (the
-    // drain's files: one system call and one flush instead of two); any other is fsynced.
-    let (file, durable_writes) = if size_hint > 0 && size_hint <= capacity as u64 {
-        fsops::create_new_durable_writes(path)?
-    } else {
-        (fsops::create_new(path)?, false)
-    };
-    let mut out = io::BufWriter::with_capacity(capacity, file);
+    let mut out = io::BufWriter::with_capacity(capacity, fsops::create_new(path)?);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     feed(&mut |piece| {
@@ -138,16 +189,15 @@ fn write_durably(
         Ok(())
     })?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
-    // An empty file had no write to make it durable.
-    if !durable_writes || size == 0 {
+    if flush == Flush::Now {
         file.sync_all()?;
     }
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-/// How many files of a batch the engine stages at once. Their fsyncs overlap (the file system
-/// commits concurrent flushes together) and one file's decoding overlaps another's flush; each
-/// file is still complete and fsynced before anything names it or renames it.
+/// How many files of a batch the engine stages at once: one file's decoding overlaps another's
+/// writing and, with `Flush::Now`, their flushes overlap (the file system commits concurrent
+/// flushes together); each file is still complete and durable before anything names it.
 pub const STAGING_WORKERS: usize = 4;
 
 /// Runs `stage` for every item on up to `workers` threads; the results come back in the items'

@@ -1,6 +1,7 @@
 //! The publish protocol for a batch of validated deliveries, with the journal around it:
 //!
-//! 1. stage every file (`publish::stage_all`: complete and fsynced, under a temp name);
+//! 1. stage every file (`publish::stage_all`, `publish::BatchFlush`: complete and durable,
+//!    under a temp name);
 //! 2. journal the temp names as `publishing`, one commit;
 //! 3. rename each into place without replacing (`publish::commit`);
 //! 4. flush each folder once, then journal them as `published` (in mode None also as
@@ -75,6 +76,7 @@ pub(crate) fn publish(
 /// page order is returned).
 fn stage(scope: &Scope<'_>, ready: Vec<Ready<'_>>) -> Result<Vec<(Record, StagedFile)>> {
     let cancel = scope.cancel;
+    let flush = publish::BatchFlush::begin(ready.iter().map(|r| r.record.folder.as_path()));
     let results = publish::stage_all(&ready, publish::STAGING_WORKERS, |r| {
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
@@ -84,6 +86,7 @@ fn stage(scope: &Scope<'_>, ready: Vec<Ready<'_>>) -> Result<Vec<(Record, Staged
             scope.state_id,
             &r.record.id,
             r.record.size,
+            flush.flush_for(&r.record.folder),
             &mut |sink| r.content.decode(sink),
         )
     });
@@ -106,6 +109,9 @@ fn stage(scope: &Scope<'_>, ready: Vec<Ready<'_>>) -> Result<Vec<(Record, Staged
                 failure.get_or_insert(err);
             }
         }
+    }
+    if failure.is_none() {
+        failure = flush.finish().err();
     }
     match failure {
         Some(err) => {
