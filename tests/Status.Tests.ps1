@@ -180,3 +180,109 @@ Describe 'Test-XFlowDeliveryConnection' {
         ($rows | Where-Object Check -EQ 'TCP connection').Status | Should -Be 'Failed'
     }
 }
+
+Describe 'the history answer reader (Native/HistoryJson) reads what DataContractJsonSerializer reads' {
+    BeforeAll {
+        # Both readers of the module, called on a byte[] (they take the engine's pointer).
+        $assembly = (Get-Command Get-XFlowDeliveryHistory).ImplementingType.Assembly
+        Add-Type -CompilerOptions '-unsafe' -ReferencedAssemblies $assembly.Location -TypeDefinition @'
+using System;
+using System.Reflection;
+public static class HistoryReaders
+{
+    public static unsafe object Read(Assembly module, bool own, byte[] json)
+    {
+        MethodInfo read = own
+            ? module.GetType("XFlowDelivery.Native.HistoryJson", true).GetMethod("Read", BindingFlags.Static | BindingFlags.NonPublic)
+            : module.GetType("XFlowDelivery.Native.EngineJson", true).GetMethod("ReadAnswer", BindingFlags.Static | BindingFlags.NonPublic)
+                .MakeGenericMethod(module.GetType("XFlowDelivery.Native.HistoryAnswer", true));
+        fixed (byte* p = json)
+        {
+            try { return read.Invoke(null, new object[] { Pointer.Box(p, typeof(byte*)), (long)json.Length }); }
+            catch (TargetInvocationException e) { throw e.InnerException; }
+        }
+    }
+}
+'@
+        $script:Module = $assembly
+        $script:Fields = 'id', 'system', 'requestedName', 'wantedName', 'fileName', 'folder', 'sha256', 'createdAt', 'state', 'reason', 'runId', 'receivedAt', 'publishedAt', 'acknowledgedAt'
+        # Text with every kind of character a name, folder or message may hold.
+        $script:Pieces = @('a', 'SD Løn', '"', '\', '/', "`n", "`t", [string][char]8, [string][char]12, [string][char]1, [string][char]0x1f, "`r`n", [char]::ConvertFromUtf32(0x1F600),
+            [string][char]0x2028, [string][char]0xFFFD, [string][char]0xFDD0, 'æøå', '€', '{"x":[1]}', ' ', '')
+        function script:New-Text([Random]$Random) {
+            -join (1..$Random.Next(0, 6) | ForEach-Object { $script:Pieces[$Random.Next($script:Pieces.Count)] })
+        }
+        # A JSON string literal as the engine writes it (every non-ASCII or control character as
+        # \uXXXX) or, when $Raw, with non-ASCII as raw UTF-8 and the short escapes (\t, \r, \/, ...).
+        function script:ConvertTo-JsonText([string]$Text, [bool]$Raw) {
+            $short = @{ [char]8 = '\b'; [char]9 = '\t'; [char]10 = '\n'; [char]12 = '\f'; [char]13 = '\r'; [char]'/' = '\/' }
+            $sb = [Text.StringBuilder]::new('"')
+            foreach ($c in $Text.ToCharArray()) {
+                if ($c -eq '"') { [void]$sb.Append('\"') }
+                elseif ($c -eq '\') { [void]$sb.Append('\\') }
+                elseif ($Raw -and $short.ContainsKey($c)) { [void]$sb.Append($short[$c]) }
+                elseif ([int]$c -lt 0x20 -or (-not $Raw -and [int]$c -gt 0x7e)) { [void]$sb.Append(('\u{0:x4}' -f [int]$c)) }
+                else { [void]$sb.Append($c) }
+            }
+            [void]$sb.Append('"')
+            $sb.ToString()
+        }
+        function script:New-Answer([Random]$Random, [bool]$Raw) {
+            $ws = { (' ', '', "`n", "`t", '  ')[$Random.Next(5)] }
+            $records = foreach ($n in 1..$Random.Next(0, 8)) {
+                $members = [Collections.Generic.List[string]]::new()
+                foreach ($f in $script:Fields) {
+                    $value = if ($Random.Next(5) -eq 0) { 'null' } else { ConvertTo-JsonText (New-Text $Random) $Raw }
+                    $members.Add("`"$f`"$(& $ws):$(& $ws)$value")
+                }
+                $members.Add("`"size`":$(@(0, 1, 4096, [long]::MaxValue, -3)[$Random.Next(5)])")
+                # Members this module does not read, of every shape.
+                $members.Add('"tempName":null')
+                $members.Add("`"extra`":{`"a`":[1,2.5e3,true,false,null,{`"b`":`"\u00f8`"}],`"c`":-0.5}")
+                $members.Add('"list":[]')
+                $shuffled = $members | Sort-Object { $Random.Next() }
+                '{' + (& $ws) + ($shuffled -join ",$(& $ws)") + (& $ws) + '}'
+            }
+            '{"engine":"x",' + (& $ws) + '"deliveries":[' + ($records -join ',') + ']' + (& $ws) + '}'
+        }
+        function script:Read-Both([byte[]]$Bytes) {
+            foreach ($own in $true, $false) {
+                try { [pscustomobject]@{ Answer = [HistoryReaders]::Read($script:Module, $own, $Bytes); Error = $null } }
+                catch { [pscustomobject]@{ Answer = $null; Error = $_.Exception.GetBaseException() } }
+            }
+        }
+    }
+
+    It 'reads 150 generated answers (escapes, raw UTF-8, members in any order, unknown members, whitespace) as the serializer does' {
+        $random = [Random]::new(20261201)
+        foreach ($i in 1..150) {
+            $text = New-Answer $random ($i % 2 -eq 0)
+            $own, $dcjs = Read-Both ([Text.Encoding]::UTF8.GetBytes($text))
+            $own.Error | Should -BeNullOrEmpty -Because $text
+            $dcjs.Error | Should -BeNullOrEmpty -Because $text
+            $own.Answer.Deliveries.Count | Should -Be $dcjs.Answer.Deliveries.Count -Because $text
+            for ($k = 0; $k -lt $own.Answer.Deliveries.Count; $k++) {
+                foreach ($p in 'Id', 'System', 'RequestedName', 'WantedName', 'FileName', 'Folder', 'Sha256', 'Size', 'CreatedAt', 'State', 'Reason', 'RunId', 'ReceivedAt', 'PublishedAt', 'AcknowledgedAt') {
+                    $own.Answer.Deliveries[$k].$p | Should -BeExactly $dcjs.Answer.Deliveries[$k].$p -Because "$p in $text"
+                }
+            }
+        }
+    }
+
+    It 'refuses what is not a whole JSON answer as UnreadableEngineOutput, like the serializer' {
+        $random = [Random]::new(7)
+        $text = New-Answer $random $false
+        while (-not $text.Contains('"id"')) { $text = New-Answer $random $false }
+        $bytes = [Text.Encoding]::UTF8.GetBytes($text)
+        $cuts = @(1..($bytes.Length - 1) | Sort-Object { $random.Next() } | Select-Object -First 60)
+        foreach ($cut in $cuts) {
+            $own, $dcjs = Read-Both $bytes[0..($cut - 1)]
+            $own.Error.ErrorId | Should -Be 'UnreadableEngineOutput' -Because "cut at $cut of $text"
+            $dcjs.Error.ErrorId | Should -Be 'UnreadableEngineOutput' -Because "cut at $cut"
+        }
+        foreach ($bad in '{"deliveries":[{"size":1.5}]}', '{"deliveries":[{"id":"\q"}]}', '{"deliveries":[{"id":"a' + [char]1 + '"}]}', '{"deliveries":[]} x', '', '{"deliveries":[{"id":1}]}') {
+            $own, $dcjs = Read-Both ([Text.Encoding]::UTF8.GetBytes($bad))
+            $own.Error.ErrorId | Should -Be 'UnreadableEngineOutput' -Because $bad
+        }
+    }
+}

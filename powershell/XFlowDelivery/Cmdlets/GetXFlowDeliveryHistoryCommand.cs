@@ -67,7 +67,7 @@ namespace XFlowDelivery.Cmdlets
             Member(json, "id", Id);
             Member(json, "state", State?.ToLowerInvariant());
             json.Append(",\"limit\":").Append(First.ToString(CultureInfo.InvariantCulture)).Append('}');
-            var answer = Call<HistoryAnswer>(json.ToString());
+            var answer = Call(json.ToString(), HistoryJson.Reader);
             foreach (var record in answer.Deliveries ?? new System.Collections.Generic.List<RecordJson>())
             {
                 WriteObject(XFlowDeliveryRecord.From(record));

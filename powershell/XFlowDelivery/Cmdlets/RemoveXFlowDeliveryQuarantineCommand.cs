@@ -38,7 +38,7 @@ namespace XFlowDelivery.Cmdlets
             var query = new StringBuilder("{\"op\":\"history\",\"state\":\"quarantined\",\"limit\":1");
             Member(query, "statePath", statePath);
             Member(query, "id", Id);
-            var found = Call<HistoryAnswer>(query.Append('}').ToString()).Deliveries;
+            var found = Call(query.Append('}').ToString(), HistoryJson.Reader).Deliveries;
             if (found == null || found.Count == 0)
             {
                 // Checked here so that a typo is "not found", not the engine's generic configuration error.

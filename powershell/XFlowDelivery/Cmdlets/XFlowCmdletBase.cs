@@ -140,13 +140,16 @@ namespace XFlowDelivery.Cmdlets
             }
         }
 
-        /// <summary>Asks the engine a question without secrets; an engine error ends the cmdlet with its ErrorId.</summary>
-        private protected unsafe T Call<T>(string requestJson) where T : class
+        /// <summary>
+        /// Asks the engine a question without secrets; an engine error ends the cmdlet with its
+        /// ErrorId. The answer is read with DataContractJsonSerializer unless <paramref name="read"/> is given.
+        /// </summary>
+        private protected unsafe T Call<T>(string requestJson, EngineJson.Reader<T>? read = null) where T : class
         {
             var bytes = System.Text.Encoding.UTF8.GetBytes(requestJson);
             fixed (byte* request = bytes)
             {
-                return Ask<T>(StartCall(request, bytes.Length));
+                return Ask<T>(StartCall(request, bytes.Length), read);
             }
         }
 
@@ -170,8 +173,9 @@ namespace XFlowDelivery.Cmdlets
         /// within <see cref="PollMilliseconds"/>; a stopped call is cancelled and abandoned, never
         /// waited for. An engine error ends the cmdlet with its ErrorId. Disposes the call.
         /// </summary>
-        private protected T Ask<T>(XfdCallHandle call) where T : class
+        private protected unsafe T Ask<T>(XfdCallHandle call, EngineJson.Reader<T>? read = null) where T : class
         {
+            read ??= EngineJson.ReadAnswer<T>;
             using (call) // xfd_call_free: cancels a call still going and never waits for it
             {
                 Track(call);
@@ -180,7 +184,7 @@ namespace XFlowDelivery.Cmdlets
                     while (true)
                     {
                         if (StopRequested) throw new PipelineStoppedException();
-                        if (EngineCall.TryTake<T>(call, PollMilliseconds, out var answer)) return answer!;
+                        if (EngineCall.TryTake(call, PollMilliseconds, read, out var answer)) return answer!;
                     }
                 }
                 catch (XFlowDeliveryException ex)

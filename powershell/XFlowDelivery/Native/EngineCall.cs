@@ -1,5 +1,4 @@
 using System;
-using System.Runtime.Serialization.Json;
 
 namespace XFlowDelivery.Native
 {
@@ -40,7 +39,7 @@ namespace XFlowDelivery.Native
         /// Waits up to <paramref name="timeoutMs"/> for the answer: true with it, false when it has
         /// not come yet. An engine error (Cancelled among them) is an <see cref="XFlowDeliveryException"/>.
         /// </summary>
-        internal static bool TryTake<T>(XfdCallHandle call, uint timeoutMs, out T? answer) where T : class
+        internal static bool TryTake<T>(XfdCallHandle call, uint timeoutMs, EngineJson.Reader<T> read, out T? answer) where T : class
         {
             answer = null;
             bool added = false;
@@ -52,7 +51,7 @@ namespace XFlowDelivery.Native
                 switch (status)
                 {
                     case NativeMethods.XFD_OK:
-                        answer = EngineJson.Read<T>(new DataContractJsonSerializer(typeof(T)), buffer.ptr, (long)(ulong)buffer.len, "an answer");
+                        answer = read(buffer.ptr, (long)(ulong)buffer.len);
                         return true;
                     case NativeMethods.XFD_TIMEOUT:
                         return false;

@@ -113,9 +113,19 @@ namespace XFlowDelivery.Native
                     problem = ex.Message;
                 }
             }
-            throw new XFlowDeliveryException(UnreadableId, "InvalidData",
-                $"The native engine sent {what} this module cannot read ({len} bytes): {problem}", null);
+            throw Unreadable(what, len, problem);
         }
+
+        /// <summary>Reads an answer of type T from the Rust-owned buffer.</summary>
+        internal unsafe delegate T Reader<T>(byte* ptr, long len);
+
+        /// <summary>Reads an answer with DataContractJsonSerializer (every answer but the history's).</summary>
+        internal static unsafe T ReadAnswer<T>(byte* ptr, long len) where T : class
+            => Read<T>(new DataContractJsonSerializer(typeof(T)), ptr, len, "an answer");
+
+        internal static XFlowDeliveryException Unreadable(string what, long len, string problem)
+            => new XFlowDeliveryException(UnreadableId, "InvalidData",
+                $"The native engine sent {what} this module cannot read ({len} bytes): {problem}", null);
 
         /// <summary>Appends a JSON string literal (with quotes) for a managed string.</summary>
         internal static void AppendString(StringBuilder sb, string? value)
