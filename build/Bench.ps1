@@ -285,6 +285,15 @@ function Measure-Drain {
     }
 }
 
+function Build-Floor {
+    # bench/Floor: the smallest binary module and an entry script shaped like ours; returns the
+    # entry script's path.
+    $out = Join-Path $script:Work 'floor'
+    & dotnet build (Join-Path $Root 'bench/Floor/XFlowFloor.csproj') -c Release -nologo -v:quiet -o $out | Out-Null
+    if ($LASTEXITCODE -ne 0) { throw "dotnet build bench/Floor/XFlowFloor.csproj failed with exit code $LASTEXITCODE" }
+    Join-Path $out 'XFlowFloor.Task.ps1'
+}
+
 function Measure-Idle {
     Reset-Backlog -Count 0
     $f = New-RunFolders 'idle'
@@ -295,25 +304,29 @@ function Measure-Idle {
     New-XFlowDeliveryConfig -Path $config -BaseUrl $script:Sim.BaseUrl -ApiToken (ConvertTo-SecureString $script:Sim.Token -AsPlainText -Force) `
         -SdLoenPath $f.SdLoen -PrismePath $f.Prisme -StatePath $f.State -CaCertificatePath $script:Sim.CaPath -Force -WarningAction SilentlyContinue | Out-Null
     $entryScript = Join-Path (Split-Path -Parent $ModuleManifest) 'XFlowDelivery.Task.ps1'
+    $floorScript = Build-Floor
     $bare = [Collections.Generic.List[double]]::new()
+    $floor = [Collections.Generic.List[double]]::new()
     $ours = [Collections.Generic.List[double]]::new()
     $reference = [Collections.Generic.List[double]]::new()
-    # One untimed start of each first (disk cache), then interleaved so drift hits all three alike.
+    # One untimed start of each first (disk cache), then interleaved so drift hits all alike.
     foreach ($i in 0..$Settings.IdleRepeats) {
         $b = Invoke-Pwsh -ArgumentList @('-c', 'exit')
+        $m = Invoke-Pwsh -ArgumentList @('-NonInteractive', '-File', $floorScript, '-ConfigPath', $config)
         $o = Invoke-Pwsh -ArgumentList @('-NonInteractive', '-File', $entryScript, '-ConfigPath', $config)
         $r = Invoke-ReferenceRun -Folders $f
-        foreach ($x in @($b, 'bare pwsh'), @($o, 'the task entry script'), @($r, 'the reference script')) {
+        foreach ($x in @($b, 'bare pwsh'), @($m, 'the floor module'), @($o, 'the task entry script'), @($r, 'the reference script')) {
             if ($x[0].ExitCode -ne 0) { throw "idle run of $($x[1]) failed:`n$($x[0].Stdout)`n$($x[0].Stderr)" }
         }
         if ($i -eq 0) { continue }
-        $bare.Add($b.Milliseconds); $ours.Add($o.Milliseconds); $reference.Add($r.Milliseconds)
+        $bare.Add($b.Milliseconds); $floor.Add($m.Milliseconds); $ours.Add($o.Milliseconds); $reference.Add($r.Milliseconds)
     }
     Write-Step "idle: $($Settings.WarmRepeats) runs in one warm session"
     $warm = Invoke-OurRun -Folders $f -Repeat $Settings.WarmRepeats
     if (@(Get-ChildItem -LiteralPath $f.SdLoen, $f.Prisme -Force).Count -ne 0) { throw 'an idle run wrote a file' }
     [pscustomobject]@{
         BareMs      = Get-Median $bare
+        FloorMs     = Get-Median $floor
         OursMs      = Get-Median $ours
         ReferenceMs = Get-Median $reference
         WarmMs      = Get-Median $warm.runMs
@@ -442,7 +455,7 @@ try {
     $script:ChildEnv = @{ XFLOW_API_TOKEN = $script:Sim.Token }
 
     $drain = Measure-Drain
-    Write-Step "idle: fresh pwsh processes, $($Settings.IdleRepeats) each (bare, Invoke-XFlowDelivery, reference)"
+    Write-Step "idle: fresh pwsh processes, $($Settings.IdleRepeats) each (bare, the floor module, the task entry script, reference)"
     $idle = Measure-Idle
     $memory = Measure-Memory
     Write-Step "large file: one delivery of $($Settings.LargeBytes / 1MB) MiB"
@@ -470,6 +483,7 @@ $figures = [ordered]@{
     'drain.oursInMemory'       = $drain.InMemoryPerSec ? @{ value = [Math]::Round($drain.InMemoryPerSec, 1); unit = 'deliveries/s' } : @{ value = 'not run: no memory file system with room (Linux /dev/shm)'; unit = '' }
     'drain.oursInMemoryRounds' = @{ value = @($drain.InMemoryRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'idle.barePwsh'            = @{ value = [Math]::Round($idle.BareMs); unit = 'ms' }
+    'idle.floor'               = @{ value = [Math]::Round($idle.FloorMs); unit = 'ms' }
     'idle.ours'                = @{ value = [Math]::Round($idle.OursMs); unit = 'ms' }
     'idle.reference'           = @{ value = [Math]::Round($idle.ReferenceMs); unit = 'ms' }
     'idle.oursWarm'            = @{ value = [Math]::Round($idle.WarmMs, 1); unit = 'ms' }
@@ -504,6 +518,9 @@ $ratios = [ordered]@{
     # The most the drain could reach of the disk limit on these cores: its rate with no disk at all.
     drainInMemoryOverDiskLimit = $drain.InMemoryPerSec ? [Math]::Round($drain.InMemoryPerSec / $drain.DiskBest.FilesPerSec, 2) : $null
     idleOverheadOverBareMs   = [Math]::Round($idle.OursMs - $idle.BareMs)
+    # What any binary module's import and first cmdlet cost (bench/Floor), and ours beyond that.
+    idleFloorOverBareMs      = [Math]::Round($idle.FloorMs - $idle.BareMs)
+    idleOverheadOverFloorMs  = [Math]::Round($idle.OursMs - $idle.FloorMs)
     idleReferenceOverBareMs  = [Math]::Round($idle.ReferenceMs - $idle.BareMs)
     idleOursOverReference    = [Math]::Round($idle.OursMs / $idle.ReferenceMs, 2)
     memoryGrowthMiB          = & $MiB ($big.PeakKiB - $small.PeakKiB)

@@ -65,8 +65,9 @@ if ($null -ne $firstError) {
 }
 $line
 
-# NOT RUN HERE (Windows only). $IsWindows does not exist in 5.1, which only runs on Windows.
-if ($PSVersionTable.PSEdition -eq 'Desktop' -or $IsWindows) {
+# NOT RUN HERE (Windows only). Works in 5.1 (no $IsWindows there) and 7, and costs a fresh
+# process less than reading $PSVersionTable.
+if ([Environment]::OSVersion.Platform -eq [PlatformID]::Win32NT) {
     try {
         $level = if ($exitCode -eq 0) { 'Information' } elseif ($exitCode -eq 6) { 'Warning' } else { 'Error' }
         [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', $line, [System.Diagnostics.EventLogEntryType]$level, 100 + $exitCode)
