@@ -8,7 +8,7 @@ use std::{
 };
 
 use axum::Router;
-use axum_server::{Handle, tls_rustls::RustlsConfig};
+use axum_server::{Handle, accept::NoDelayAcceptor, tls_rustls::RustlsConfig};
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -261,13 +261,19 @@ fn serve(
     let bind_err = |source| SimError::Bind { addr, source };
     // ConnectInfo gives the control API the peer address for its loopback check.
     let make = router.into_make_service_with_connect_info::<SocketAddr>();
+    // TCP_NODELAY, as production web servers set it: without it a response written in two
+    // segments waits for the client's delayed ACK (40 ms on Linux) about every other request.
     Ok(match tls {
         Some(tls) => {
-            let server = axum_server::from_tcp_rustls(listener, tls).map_err(bind_err)?;
+            let server = axum_server::from_tcp_rustls(listener, tls)
+                .map_err(bind_err)?
+                .map(|rustls| rustls.acceptor(NoDelayAcceptor::new()));
             tokio::spawn(server.handle(handle).serve(make))
         }
         None => {
-            let server = axum_server::from_tcp(listener).map_err(bind_err)?;
+            let server = axum_server::from_tcp(listener)
+                .map_err(bind_err)?
+                .acceptor(NoDelayAcceptor::new());
             tokio::spawn(server.handle(handle).serve(make))
         }
     })
