@@ -42,8 +42,10 @@ $steps = [ordered]@{
     history = { param($state) Get-XFlowDeliveryHistory -StatePath $state -Since (Get-Date).AddDays(-1) | Out-Null }
 }
 $states = @{ empty = $EmptyStatePath; year = $YearStatePath; lastDay = $LastDayStatePath }
-# The last day's journal only answers the history; runs would change nothing it is compared on.
-$journals = @{ idle = 'empty', 'year'; status = 'empty', 'year'; history = 'empty', 'year', 'lastDay' }
+# The last day's journal holds the year's last day only, its 3 quarantined deliveries included:
+# each step's baseline with the same output (errors, status counts, history rows) and no year
+# behind it.
+$journals = @{ idle = 'empty', 'year', 'lastDay'; status = 'empty', 'year', 'lastDay'; history = 'empty', 'year', 'lastDay' }
 $times = @{}
 foreach ($step in $steps.Keys) { foreach ($journal in $journals[$step]) { $times["$journal.$step"] = [Collections.Generic.List[double]]::new() } }
 $result = [ordered]@{}
