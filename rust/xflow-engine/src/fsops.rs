@@ -43,18 +43,13 @@ impl FileSystemFlush {
         {
             use std::os::fd::AsRawFd;
             let dir = File::open(dir).ok()?;
-            // SAFETY: zeroed is a valid `statfs`/`utsname`; both calls only write into them.
+            // SAFETY: zeroed is a valid `statfs`; fstatfs only writes into it.
             let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-            let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-            // SAFETY: a valid open descriptor and pointers to owned, writable structs.
-            if unsafe { libc::fstatfs(dir.as_raw_fd(), &mut fs) } != 0
-                || unsafe { libc::uname(&mut uts) } != 0
-            {
+            // SAFETY: a valid open descriptor and a pointer to an owned, writable struct.
+            if unsafe { libc::fstatfs(dir.as_raw_fd(), &mut fs) } != 0 {
                 return None;
             }
-            // SAFETY: uname fills `release` with a NUL-terminated string.
-            let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
-            syncfs_covers_every_file(fs.f_type as i64, &release.to_string_lossy())
+            syncfs_covers_every_file(fs.f_type as i64, kernel_release())
                 .then_some(FileSystemFlush { dir })
         }
         #[cfg(not(target_os = "linux"))]
@@ -83,6 +78,23 @@ impl FileSystemFlush {
             unreachable!("begin returns None off Linux")
         }
     }
+}
+
+/// `uname -r`, read once per process (every page's `FileSystemFlush::begin` asks).
+#[cfg(target_os = "linux")]
+fn kernel_release() -> &'static str {
+    static RELEASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RELEASE.get_or_init(|| {
+        // SAFETY: zeroed is a valid `utsname`; uname only writes into it.
+        let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: a pointer to an owned, writable struct; on success `release` is NUL-terminated.
+        if unsafe { libc::uname(&mut uts) } != 0 {
+            return String::new(); // no version: never trusted
+        }
+        unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// Whether Linux `syncfs` makes every file of a file system of type `f_type` (statfs(2))

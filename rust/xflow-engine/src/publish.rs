@@ -11,6 +11,7 @@
 //!
 //! The caller journals before (1) and after (3); recovery uses the temp name to find leftovers.
 
+use crate::crash::failure_point;
 use crate::error::{EngineError, Result};
 use crate::fsops;
 use crate::names;
@@ -119,6 +120,7 @@ impl BatchFlush {
     /// Makes the files staged with `Flush::ByFileSystem` durable. On error the caller discards
     /// the batch: a failed flush is never retried.
     pub fn finish(self) -> Result<()> {
+        failure_point!("page-flush");
         for (folder, flush) in self.folders {
             flush
                 .finish()

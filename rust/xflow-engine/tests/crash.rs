@@ -241,6 +241,34 @@ async fn a_failed_journal_commit_after_renaming_acknowledges_nothing() {
     assert_server_states(&state, "acked", "after the failed commit");
 }
 
+/// The flush that makes a page's staged files durable fails (an I/O error, a full disk): the
+/// page's temp files are removed, nothing is journaled, renamed or acknowledged, and the next
+/// run delivers everything once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_page_flush_leaves_no_file_and_acknowledges_nothing() {
+    let env = env().await;
+    backlog(&env, "Ack").await;
+    let failed = child_run(&env.config("Ack"), &[("XFLOW_FAIL_AT", "page-flush")]);
+    let summary = failed.summary().expect("the run ends with a summary");
+    assert_eq!(summary["outcome"], "Failed", "{:?}", failed.events);
+    assert_eq!(summary["delivered"], 0, "{:?}", failed.events);
+    assert_eq!(
+        env.files(),
+        Vec::<std::path::PathBuf>::new(),
+        "no temp or published file stays"
+    );
+    let state = env.state().await;
+    assert!(
+        server_view(&state).iter().all(|(_, _, s, _)| s != "acked"),
+        "acknowledged without a durable file"
+    );
+    let next = env.run_mode("Ack").await;
+    next.expect(Outcome::Succeeded, "after the failed flush");
+    let state = env.state().await;
+    assert_each_exactly_once(&env, &state);
+    assert_server_states(&state, "acked", "after the failed flush");
+}
+
 /// Two deliveries asking for the same name, with a crash after the first rename: the second
 /// still gets its own collision name, and recovery tells the two apart.
 #[tokio::test(flavor = "multi_thread")]
