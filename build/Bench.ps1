@@ -241,21 +241,16 @@ function Measure-Drain {
                     $one = (Get-JsonResult -Result $r -What 'xflow-bench disk-limit').results[0]
                     $disk.Add([pscustomobject]@{ Round = $round; Name = $s.Name; FilesPerSec = $one.filesPerSec })
                 }
-                'ours' {
-                    Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries"
+                { $_ -in 'ours', 'inMemory' } {
+                    # The same drain; inMemory puts its folders and journal on the memory file system.
+                    $memory = $step.Kind -eq 'inMemory'
+                    $where = if ($memory) { ", folders and journal in memory ($script:MemoryWork)" } else { '' }
+                    Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries$where"
                     Reset-Backlog -Count $n
-                    $f = New-RunFolders "ours-$round"
+                    $f = New-RunFolders "ours-$round" -Root ($memory ? $script:MemoryWork : $script:Work)
                     $run = Invoke-OurRun -Folders $f
-                    Assert-Drained -Folders $f -Expected $n -What 'Invoke-XFlowDelivery'
-                    $ours.Add($run.runMs[0])
-                }
-                'inMemory' {
-                    Write-Step "drain round ${round}: Invoke-XFlowDelivery, $n deliveries, folders and journal in memory ($script:MemoryWork)"
-                    Reset-Backlog -Count $n
-                    $f = New-RunFolders "ours-$round" -Root $script:MemoryWork
-                    $run = Invoke-OurRun -Folders $f
-                    Assert-Drained -Folders $f -Expected $n -What 'Invoke-XFlowDelivery in memory'
-                    $inMemory.Add($run.runMs[0])
+                    Assert-Drained -Folders $f -Expected $n -What "Invoke-XFlowDelivery$where"
+                    ($memory ? $inMemory : $ours).Add($run.runMs[0])
                 }
                 'reference' {
                     Write-Step "drain round ${round}: reference script, $n deliveries"
