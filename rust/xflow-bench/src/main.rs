@@ -25,7 +25,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use xflow_engine::{NextEvent, Run, RunConfig, fsops, publish};
+use xflow_engine::{NextEvent, Run, RunConfig, fsops, parallel, publish};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -207,7 +207,7 @@ fn publish_files(
     for first in (0..count).step_by(batch) {
         let ids: Vec<usize> = (first..(first + batch).min(count)).collect();
         let staged: Vec<publish::StagedFile> = match method {
-            Method::Fsync => publish::stage_all(&ids, workers, |i| {
+            Method::Fsync => parallel::map_in_order(&ids, workers, |i| {
                 publish::stage(folder, "bench", &format!("bench-{i}"), &mut &content[..])
             })
             .into_iter()
@@ -215,7 +215,7 @@ fn publish_files(
             .collect::<Result<_, _>>()?,
             Method::Engine => {
                 let flush = publish::BatchFlush::begin([folder]);
-                let staged = publish::stage_all(&ids, workers, |i| {
+                let staged = parallel::map_in_order(&ids, workers, |i| {
                     publish::stage_pieces(
                         folder,
                         "bench",
@@ -259,6 +259,7 @@ mod linux {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
+    use xflow_engine::parallel;
     use xflow_engine::publish::{self, StagedFile};
 
     fn check(rc: libc::c_int) -> io::Result<()> {
@@ -306,15 +307,12 @@ mod linux {
         workers: usize,
     ) -> io::Result<Vec<StagedFile>> {
         match method {
-            Method::Odsync => publish::stage_all(ids, workers, |&i| {
-                let (mut file, path) = create(folder, i, libc::O_DSYNC)
-                    .map_err(|e| xflow_engine::EngineError::from_io(folder, &e))?;
-                file.write_all(content)
-                    .map_err(|e| xflow_engine::EngineError::from_io(folder, &e))?;
+            Method::Odsync => parallel::map_in_order(ids, workers, |&i| -> io::Result<_> {
+                let (mut file, path) = create(folder, i, libc::O_DSYNC)?;
+                file.write_all(content)?;
                 Ok(staged(folder, path, content.len()))
             })
             .into_iter()
-            .map(|s| s.map_err(|e| io::Error::other(e.to_string())))
             .collect(),
             Method::SyncFileRange | Method::Syncfs => {
                 let mut files = Vec::with_capacity(ids.len());

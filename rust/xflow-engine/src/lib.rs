@@ -25,6 +25,7 @@ pub mod names;
 mod page;
 pub mod page_body;
 pub mod page_stream;
+pub mod parallel;
 pub mod preflight;
 mod preview;
 pub mod protocol;

@@ -8,6 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::events::{DeliveredFile, Event};
 use crate::journal::{Journal, Record, State};
 use crate::page_body::PageBody;
+use crate::parallel;
 use crate::protocol::{Client, WireDelivery, WireId};
 use crate::publishing;
 use crate::quarantine;
@@ -15,6 +16,7 @@ use crate::scope::{Counts, Scope};
 use crate::spool::{PageSpool, SpooledPage};
 use crate::state_dir;
 use crate::validate::{self, Verdict};
+use std::collections::HashSet;
 
 /// Where a page's deliveries come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,18 +41,50 @@ pub(crate) async fn process(
     let acking = scope.cfg.ack_mode == AckMode::Ack;
     // Only a delivery fetched in mode Ack is still held by the server; any other is ours alone.
     let server_keeps_it = acking && source == Source::Fetched;
+    // What the journal knows of each delivery, then, on several threads, the judgement of each
+    // that is new or was quarantined: decoding, hashing and checking every content is most of a
+    // page's work, and each delivery's is its own. The decisions below stay in page order.
+    let known = deliveries
+        .iter()
+        .map(|wire| match wire.id.is_faithful() {
+            true => journal.get(&wire.id),
+            false => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let to_judge: Vec<(&WireDelivery<'_>, &Option<Record>)> =
+        deliveries.iter().zip(&known).collect();
+    let mut verdicts =
+        parallel::map_in_order(&to_judge, parallel::cpu_workers(), |(wire, known)| {
+            let decided = known.as_ref().is_some_and(|r| {
+                matches!(
+                    r.state,
+                    State::Published | State::Acknowledged | State::Publishing
+                )
+            });
+            (wire.id.is_faithful() && !decided)
+                .then(|| validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it))
+        })
+        .into_iter();
     let mut ready = Vec::new();
     let mut reack = Vec::new();
     let mut released = Vec::new();
+    let mut quarantined_here = HashSet::new();
     let mut held_back = 0;
-    for wire in deliveries {
+    for (wire, known) in deliveries.iter().zip(known) {
+        let verdict = verdicts.next().flatten();
         if let Some(error) = validate::unreadable_id(scope.cfg, wire, server_keeps_it) {
             counts.failed += 1;
             held_back += 1;
             scope.reporter.send(Event::Error(error.report()));
             continue;
         }
-        match journal.get(&wire.id)? {
+        // Only a quarantine below writes the journal before the page is published: an id that
+        // comes twice in a page sees its first copy's quarantine.
+        let known = match quarantined_here.contains(&wire.id) {
+            true => journal.get(&wire.id)?,
+            false => known,
+        };
+        match known {
             Some(r) if matches!(r.state, State::Published | State::Acknowledged) => {
                 if source == Source::Fetched {
                     scope.reporter.warning(redelivered(&r));
@@ -68,7 +102,10 @@ pub(crate) async fn process(
             }
             previous => {
                 let was_quarantined = previous.is_some();
-                match validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it)? {
+                let verdict = verdict.unwrap_or_else(|| {
+                    validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it)
+                });
+                match verdict? {
                     Verdict::Ready(r) => {
                         r.warnings
                             .iter()
@@ -92,6 +129,7 @@ pub(crate) async fn process(
                     Verdict::Refused { system, error } => {
                         held_back += 1;
                         quarantine::quarantine(scope, journal, counts, wire, system, &error)?;
+                        quarantined_here.insert(&wire.id);
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! complete and durable, and an existing file is never replaced.
 //!
 //! 1. `stage`: create `.xflow-<id>-<random>.partial` exclusively in the target folder, write,
-//!    fsync, close. A batch's files are staged several at a time (`stage_all`); where one flush
+//!    fsync, close. A batch's files are staged several at a time (`STAGING_WORKERS`); where one flush
 //!    of the file system covers them all (`BatchFlush`), that flush replaces theirs.
 //! 2. `commit`: rename it to the final name without replacing; a taken name gets a distinct,
 //!    deterministic name instead.
@@ -197,45 +197,11 @@ fn write_new(
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-/// How many files of a batch the engine stages at once: one file's decoding overlaps another's
-/// writing and, with `Flush::Now`, their flushes overlap (the file system commits concurrent
-/// flushes together); each file is still complete and durable before anything names it.
+/// How many files of a batch the engine stages at once (`parallel::map_in_order`): one file's
+/// decoding overlaps another's writing and, with `Flush::Now`, their flushes overlap (the file
+/// system commits concurrent flushes together); each file is still complete and durable before
+/// anything names it.
 pub const STAGING_WORKERS: usize = 4;
-
-/// Runs `stage` for every item on up to `workers` threads; the results come back in the items'
-/// order. `stage` decides what a cancelled batch does with the items not yet started.
-pub fn stage_all<T: Sync>(
-    items: &[T],
-    workers: usize,
-    stage: impl Fn(&T) -> Result<StagedFile> + Sync,
-) -> Vec<Result<StagedFile>> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<StagedFile>>>> =
-        items.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
-                // Each index is taken by exactly one worker, so every slot gets filled.
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = stage(item);
-                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .expect("every slot is filled before the scope ends")
-        })
-        .collect()
-}
 
 /// Renames a staged file into place under `wanted` (already a safe name), or under a collision
 /// name when `wanted` is taken by another file. Does not flush the folder: see `fsops::sync_dir`.
@@ -505,35 +471,6 @@ mod tests {
         let staged = stage(dir.path(), "test", "id", &mut Trickle(&data)).unwrap();
         assert_eq!(std::fs::read(&staged.temp_path).unwrap(), data);
         assert_eq!(staged.size, 1000);
-    }
-
-    #[test]
-    fn stage_all_keeps_the_order_and_every_result() {
-        let dir = tempfile::tempdir().unwrap();
-        let items: Vec<u32> = (0..37).collect();
-        let results = stage_all(&items, 4, |&n| {
-            if n == 5 {
-                return Err(EngineError::Cancelled);
-            }
-            stage(
-                dir.path(),
-                "test",
-                &format!("id-{n}"),
-                &mut n.to_string().as_bytes(),
-            )
-        });
-        assert_eq!(results.len(), 37);
-        for (n, r) in items.iter().zip(&results) {
-            match r {
-                Ok(s) => assert_eq!(
-                    std::fs::read(&s.temp_path).unwrap(),
-                    n.to_string().as_bytes()
-                ),
-                Err(e) => assert_eq!((*n, e.error_id()), (5, "Cancelled")),
-            }
-        }
-        assert_eq!(entries(dir.path()).len(), 36);
-        assert!(stage_all(&[] as &[u32], 4, |_| unreachable!()).is_empty());
     }
 
     #[test]

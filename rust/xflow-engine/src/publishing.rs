@@ -1,6 +1,6 @@
 //! The publish protocol for a batch of validated deliveries, with the journal around it:
 //!
-//! 1. stage every file (`publish::stage_all`, `publish::BatchFlush`: complete and durable,
+//! 1. stage every file (on `publish::STAGING_WORKERS` threads, `publish::BatchFlush`: complete and durable,
 //!    under a temp name);
 //! 2. journal the temp names as `publishing`, one commit;
 //! 3. rename each into place without replacing (`publish::commit`);
@@ -15,6 +15,7 @@ use crate::crash::{crash_point, failure_point};
 use crate::error::{EngineError, Result};
 use crate::fsops;
 use crate::journal::{self, Journal, Record, State};
+use crate::parallel;
 use crate::publish::{self, StagedFile};
 use crate::scope::{Counts, Scope};
 use crate::validate::Ready;
@@ -77,7 +78,7 @@ pub(crate) fn publish(
 fn stage(scope: &Scope<'_>, ready: Vec<Ready<'_>>) -> Result<Vec<(Record, StagedFile)>> {
     let cancel = scope.cancel;
     let flush = publish::BatchFlush::begin(ready.iter().map(|r| r.record.folder.as_path()));
-    let results = publish::stage_all(&ready, publish::STAGING_WORKERS, |r| {
+    let results = parallel::map_in_order(&ready, publish::STAGING_WORKERS, |r| {
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }

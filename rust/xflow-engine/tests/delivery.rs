@@ -608,3 +608,43 @@ async fn verbose_messages_come_only_when_asked_for() {
     report.expect(Outcome::Succeeded, "run with the default");
     assert!(verbose(&report) > 0, "verbose is on unless turned off");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_twice_in_a_page_sees_its_first_copys_quarantine() {
+    // A page kept in the spool (mode None) that holds one id twice: a corrupted copy, then an
+    // intact one. The intact copy is published and releases the quarantined one.
+    use base64::Engine as _;
+    let env = env().await;
+    env.control
+        .settings(Some(xflow_sim::Mode::None), None)
+        .await
+        .unwrap();
+    let body = "Beløb;100\r\n";
+    let content = base64::engine::general_purpose::STANDARD.encode(body);
+    let copy = |sha256: String| {
+        json!({"id": "twice", "system": "SDLoen", "fileName": "twice.csv",
+               "content": content, "sha256": sha256})
+    };
+    let page = json!({"deliveries": [copy("0".repeat(64)), copy(sha256_hex(body.as_bytes()))]});
+    let spool = env.state.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(
+        spool.join("page-0190a1b2-0000-7000-8000-000000000000.json"),
+        page.to_string(),
+    )
+    .unwrap();
+    let report = env.run_mode("None").await;
+    assert_eq!(
+        report.summary().outcome,
+        Outcome::CompletedWithErrors,
+        "{}",
+        report.text()
+    );
+    assert_eq!(report.error_ids(), vec!["HashMismatch"]);
+    assert_eq!(env.files(), vec![env.sd_loen.join("twice.csv")]);
+    assert!(
+        list(&env.state.join("quarantine")).is_empty(),
+        "the quarantined copy was not released"
+    );
+    assert!(list(&spool).is_empty(), "the page stays in the spool");
+}

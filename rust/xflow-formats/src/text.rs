@@ -289,12 +289,27 @@ impl Text {
         match self.mode.expect("decided before scanning") {
             Mode::Utf16 { big_endian } => self.scan_utf16(bytes, big_endian),
             mode => {
-                for &b in bytes {
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    if self.utf8.need == 0 {
+                        // Printable ASCII, tab and CR are valid in every single-byte mode and
+                        // leave the UTF-8 check where it is: only the position moves.
+                        let plain = rest
+                            .iter()
+                            .position(|&b| !(b' '..=b'~').contains(&b) && b != b'\t' && b != b'\r')
+                            .unwrap_or(rest.len());
+                        self.offset += plain as u64;
+                        rest = &rest[plain..];
+                    }
+                    let Some((&b, tail)) = rest.split_first() else {
+                        break;
+                    };
                     self.byte(mode, b);
                     self.offset += 1;
                     if b == b'\n' {
                         self.line += 1;
                     }
+                    rest = tail;
                 }
             }
         }

@@ -352,3 +352,32 @@ fn text_files_empty_and_encodings() {
     let found = text(b"abc\r\n\x00\x01\x02");
     assert_eq!((found.len(), found[0].line), (1, 2), "{found:#?}");
 }
+
+#[test]
+fn text_findings_name_the_exact_place_after_plain_text() {
+    let messages = |bytes: &[u8]| {
+        validate(Kind::SdLoen, bytes)
+            .findings
+            .into_iter()
+            .map(|f| f.message)
+            .collect::<Vec<_>>()
+    };
+    // A UTF-8 sequence cut short by plain ASCII: the ASCII byte is where it breaks.
+    assert_eq!(
+        messages(b"\xef\xbb\xbfab\r\ncd\xc3A\r\n"),
+        ["not valid UTF-8, which the byte-order mark declares, at line 2 (byte offset 10)"]
+    );
+    // Lines counted across blank ones; tab and CR are plain text.
+    assert_eq!(
+        messages(b"a\tb\r\n\r\n\r\nc\x02d"),
+        ["control character U+0002 at line 4 (byte offset 10): not a text file"]
+    );
+    // A byte Windows-1252 leaves undefined, after plain text, in a file declared to be in it.
+    assert_eq!(
+        messages(b"<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<a>x\x81</a>"),
+        [
+            "byte 0x81 is not valid Windows-1252, which the XML declaration declares, at line 2 \
+             (byte offset 50)"
+        ]
+    );
+}
