@@ -12,9 +12,10 @@
       1. Backlog drain: N deliveries of 4 KiB, SD Løn and Prisme, drained by Invoke-XFlowDelivery,
          by the reference script, and the disk's limit (xflow-bench disk-limit: create, write,
          make durable, no-replace rename, flush the renames, B files at a time, by each durable
-         method the platform offers; the best setting is the limit). Rounds of all of them in a
-         random order each; every round is reported, the best round of each counts
-         (interference only ever slows down).
+         method the platform offers; the best setting is the limit), and the server's limit
+         (xflow-bench server-limit: the backlog fetched and acknowledged page by page, nothing
+         written). Rounds of all of them in a random order each; every round is reported, the
+         best round of each counts (interference only ever slows down).
       2. Idle run (nothing pending): fresh `pwsh -NoProfile` processes (bare, module + one run,
          reference script), interleaved, medians; and the median of repeated runs in one warm
          session.
@@ -220,11 +221,13 @@ function Measure-Drain {
     $ours = [Collections.Generic.List[double]]::new()
     $inMemory = [Collections.Generic.List[double]]::new()
     $reference = [Collections.Generic.List[double]]::new()
+    $server = [Collections.Generic.List[double]]::new()
     $disk = [Collections.Generic.List[object]]::new()
     $orders = [Collections.Generic.List[string]]::new()
     foreach ($round in 1..$Settings.DrainRounds) {
         $steps = @($DiskSettings | ForEach-Object { [pscustomobject]@{ Kind = 'disk'; Setting = $_ } }) +
-            [pscustomobject]@{ Kind = 'ours'; Setting = $null } + [pscustomobject]@{ Kind = 'reference'; Setting = $null }
+            [pscustomobject]@{ Kind = 'ours'; Setting = $null } + [pscustomobject]@{ Kind = 'reference'; Setting = $null } +
+            [pscustomobject]@{ Kind = 'server'; Setting = $null }
         if ($script:MemoryWork) { $steps += [pscustomobject]@{ Kind = 'inMemory'; Setting = $null } }
         $steps = @($steps | Get-Random -Count $steps.Count)
         $orders.Add((($steps | ForEach-Object { if ($_.Setting) { $_.Setting.Name } else { $_.Kind } }) -join ' '))
@@ -260,6 +263,21 @@ function Measure-Drain {
                     Assert-Drained -Folders $f -Expected $n -What 'the reference script'
                     $reference.Add($ref.milliseconds)
                 }
+                'server' {
+                    Write-Step "drain round ${round}: server limit (xflow-bench server-limit), $n deliveries fetched and acknowledged, nothing written"
+                    Reset-Backlog -Count $n
+                    $f = New-RunFolders "server-$round"
+                    # The run configuration (token included) goes on stdin, never the command line.
+                    $config = @{ baseUrl = $script:Sim.BaseUrl; apiToken = $script:Sim.Token; caCertificatePath = $script:Sim.CaPath
+                        sdLoenPath = $f.SdLoen; prismePath = $f.Prisme; statePath = $f.State } | ConvertTo-Json -Compress
+                    $r = Get-JsonResult -What 'xflow-bench server-limit' -Result (
+                        Invoke-BenchProcess -FilePath $BenchExe -ArgumentList @('server-limit') -StandardInput $config)
+                    $state = Invoke-XFlowSimControl -Sim $script:Sim -Path 'state?summary=true'
+                    if ($r.deliveries -ne $n -or $state.counts.acked -ne $n) {
+                        throw "xflow-bench server-limit acknowledged $($r.deliveries) of $n deliveries (server: $($state.counts.acked) acknowledged)"
+                    }
+                    $server.Add($r.filesPerSec)
+                }
             }
         }
     }
@@ -272,6 +290,8 @@ function Measure-Drain {
         InMemoryPerSec    = $inMemory.Count ? $n / (($inMemory | Measure-Object -Minimum).Minimum / 1000) : $null
         InMemoryRoundsMs  = @($inMemory)
         ReferencePerSec   = $n / (($reference | Measure-Object -Minimum).Minimum / 1000)
+        ServerPerSec      = ($server | Measure-Object -Maximum).Maximum
+        ServerRounds      = @($server)
         DiskSettings      = @($settings)
         DiskBest          = $settings | Sort-Object FilesPerSec -Descending | Select-Object -First 1
         OursRoundsMs      = @($ours)
@@ -478,6 +498,8 @@ $figures = [ordered]@{
     'drain.referenceRounds'    = @{ value = @($drain.ReferenceRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
     'drain.oursInMemory'       = $drain.InMemoryPerSec ? @{ value = [Math]::Round($drain.InMemoryPerSec, 1); unit = 'deliveries/s' } : @{ value = 'not run: no memory file system with room (Linux /dev/shm)'; unit = '' }
     'drain.oursInMemoryRounds' = @{ value = @($drain.InMemoryRoundsMs | ForEach-Object { [Math]::Round($_) }); unit = 'ms' }
+    'drain.serverLimit'        = @{ value = [Math]::Round($drain.ServerPerSec, 1); unit = 'deliveries/s' }
+    'drain.serverLimitRounds'  = @{ value = @($drain.ServerRounds | ForEach-Object { [Math]::Round($_) }); unit = 'deliveries/s' }
     'idle.barePwsh'            = @{ value = [Math]::Round($idle.BareMs); unit = 'ms' }
     'idle.floor'               = @{ value = [Math]::Round($idle.FloorMs); unit = 'ms' }
     'idle.ours'                = @{ value = [Math]::Round($idle.OursMs); unit = 'ms' }
@@ -513,6 +535,11 @@ $ratios = [ordered]@{
     drainOursOverDiskLimit   = [Math]::Round($drain.OursPerSec / $drain.DiskBest.FilesPerSec, 2)
     # The most the drain could reach of the disk limit on these cores: its rate with no disk at all.
     drainInMemoryOverDiskLimit = $drain.InMemoryPerSec ? [Math]::Round($drain.InMemoryPerSec / $drain.DiskBest.FilesPerSec, 2) : $null
+    # In mode Ack a page cannot be fetched before the last one is acknowledged (the server hands
+    # out unacknowledged deliveries again), so the server's time and the files' time add up: the
+    # best any client can reach here publishes at the disk limit with the server at its own.
+    drainSerialCeilingOverDiskLimit = [Math]::Round((1 / (1 / $drain.DiskBest.FilesPerSec + 1 / $drain.ServerPerSec)) / $drain.DiskBest.FilesPerSec, 2)
+    drainOursOverSerialCeiling = [Math]::Round($drain.OursPerSec * (1 / $drain.DiskBest.FilesPerSec + 1 / $drain.ServerPerSec), 2)
     idleOverheadOverBareMs   = [Math]::Round($idle.OursMs - $idle.BareMs)
     # What any binary module's import and first cmdlet cost (bench/Floor), and ours beyond that.
     idleFloorOverBareMs      = [Math]::Round($idle.FloorMs - $idle.BareMs)

@@ -21,22 +21,32 @@
 //! `xflow-bench drain`  (run configuration JSON on stdin, so the token never is an argument)
 //!   One engine run without PowerShell, for profiling (`perf record`, `strace -c`): the
 //!   summary and the wall time.
+//!
+//! `xflow-bench server-limit`  (run configuration JSON on stdin)
+//!   The server's and the protocol's share of a drain: the backlog fetched page by page with
+//!   the engine's HTTPS client, each page read and acknowledged whole, nothing validated,
+//!   written or journaled. A drain must do this and publish the files; in mode Ack it cannot
+//!   fetch a page before the last one is acknowledged (the server hands out unacknowledged
+//!   deliveries again), so the two add up.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use xflow_engine::{NextEvent, Run, RunConfig, fsops, parallel, publish};
+use xflow_engine::protocol::Client;
+use xflow_engine::{NextEvent, Run, RunConfig, System, fsops, parallel, publish};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("disk-limit") => disk_limit(&args[1..]),
         Some("drain") => drain(),
+        Some("server-limit") => server_limit(),
         Some("year-journal") => year_journal(&args[1..]),
         _ => Err(
             "usage: xflow-bench disk-limit --dir D [--count N] [--size BYTES] \
                   [--methods fsync,sfr,syncfs,odsync] [--batches 1,10,100] [--workers 1,4] \
                   | xflow-bench drain < config.json \
+                  | xflow-bench server-limit < config.json \
                   | xflow-bench year-journal --state D --sd-loen D --prisme D [--runs N] \
                   [--deliveries N] [--quarantined N] [--days N] [--only-last-days N]"
                 .to_owned(),
@@ -515,11 +525,7 @@ fn folder_size(dir: &Path) -> std::io::Result<u64> {
 }
 
 fn drain() -> Result<serde_json::Value, String> {
-    let mut config = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut config)
-        .map_err(|e| format!("reading the configuration from stdin: {e}"))?;
-    let config = RunConfig::from_json(&config).map_err(|e| e.to_string())?;
+    let config = config_from_stdin()?;
     let started = Instant::now();
     let run = Run::start(config).map_err(|e| e.to_string())?;
     let mut summary = serde_json::Value::Null;
@@ -536,5 +542,55 @@ fn drain() -> Result<serde_json::Value, String> {
     Ok(serde_json::json!({
         "seconds": started.elapsed().as_secs_f64(),
         "summary": summary,
+    }))
+}
+
+fn config_from_stdin() -> Result<RunConfig, String> {
+    let mut config = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut config)
+        .map_err(|e| format!("reading the configuration from stdin: {e}"))?;
+    RunConfig::from_json(&config).map_err(|e| e.to_string())
+}
+
+fn server_limit() -> Result<serde_json::Value, String> {
+    let cfg = config_from_stdin()?.validate().map_err(|e| e.to_string())?;
+    let client = Client::new(&cfg).map_err(|e| e.to_string())?;
+    let systems: Vec<System> = cfg.folders.iter().map(|(s, _)| *s).collect();
+    // Only a page over the engine's in-memory limit goes to this file (a 4 KiB backlog never).
+    let spill = cfg.state_path.join("server-limit.incoming.tmp");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (deliveries, pages) = runtime
+        .block_on(async {
+            let (mut deliveries, mut pages) = (0usize, 0usize);
+            loop {
+                let body = client
+                    .fetch_page(&systems, cfg.page_size, spill.clone())
+                    .await?;
+                let page = body.parse()?;
+                let ids: Vec<String> = page.deliveries.iter().map(|d| d.id.to_string()).collect();
+                pages += 1;
+                if ids.is_empty() {
+                    break;
+                }
+                client.ack(&ids).await?;
+                deliveries += ids.len();
+                if !page.has_more {
+                    break;
+                }
+            }
+            Ok::<_, xflow_engine::EngineError>((deliveries, pages))
+        })
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(serde_json::json!({
+        "seconds": seconds,
+        "deliveries": deliveries,
+        "pages": pages,
+        "filesPerSec": deliveries as f64 / seconds,
     }))
 }
