@@ -67,7 +67,16 @@ Describe 'The task entry script''s exit codes (pwsh -File, child process)' {
         $first = Invoke-TaskScript -ConfigPath $setup.Config
         $first.ExitCode | Should -Be 0 -Because $first.Output
         $first.Output | Should -Match 'Succeeded; 2 delivered'
-        @(Get-ChildItem -LiteralPath $setup.SdLoen, $setup.Prisme -File).Count | Should -Be 2
+        $files = @(Get-ChildItem -LiteralPath $setup.SdLoen, $setup.Prisme -File)
+        $files.Count | Should -Be 2
+        # A line per delivered file as it lands, then the run's line last.
+        $lines = @($first.Output -split '\r?\n' | Where-Object { $_ })
+        $lines.Count | Should -Be 3 -Because $first.Output
+        foreach ($file in $files) {
+            $system = if ($file.DirectoryName -eq $setup.SdLoen) { 'SDLoen' } else { 'Prisme' }
+            $lines[0..1] | Should -Contain "Delivered $system $($file.FullName) ($($file.Length) bytes)"
+        }
+        $lines[2] | Should -Match '^XFlowDelivery run [0-9a-f-]{36}: Succeeded; 2 delivered, 0 failed, 0 skipped, 0 acknowledged again; exit code 0 \(no action needed\)\.$'
         $second = Invoke-TaskScript -ConfigPath $setup.Config
         $second.ExitCode | Should -Be 0 -Because $second.Output
         $second.Output | Should -Match 'Succeeded; 0 delivered'
@@ -218,6 +227,7 @@ Describe 'The task entry script''s exit codes (pwsh -File, child process)' {
         Copy-Item -LiteralPath $script:EntryScript -Destination $lonely
         $result = Invoke-TaskScript -ConfigPath $setup.Config -ScriptPath (Join-Path $lonely 'XFlowDelivery.Task.ps1')
         $result.ExitCode | Should -Be 1 -Because $result.Output
+        $result.Output | Should -Match 'XFlowDelivery run did not start: the module could not be imported; exit code 1\. First error: .*XFlowDelivery\.dll'
     }
 
     It 'never prints the token, whatever the outcome' {

@@ -1,10 +1,10 @@
 # The idle floor's entry script: shaped like XFlowDelivery.Task.ps1 (an advanced script with a
-# mandatory -ConfigPath, Import-Module of the manifest beside it, one cmdlet, an explicit exit
+# mandatory -ConfigPath, Import-Module of the assembly beside it, one cmdlet, an explicit exit
 # code), without any of the work.
 [CmdletBinding()]
 param(
     [Parameter(Mandatory = $true)]
     [string]$ConfigPath
 )
-Import-Module -Name (Join-Path $PSScriptRoot 'XFlowFloor.psd1') -ErrorAction Stop
+Import-Module -Name ([IO.Path]::Combine($PSScriptRoot, 'XFlowFloor.dll')) -ErrorAction Stop
 exit (Invoke-XFlowFloor)

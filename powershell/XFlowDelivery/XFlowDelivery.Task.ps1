@@ -27,43 +27,33 @@ param(
 $exitCode = 1
 $summary = $null
 $firstError = $null
-$describe = 'unexpected error'
+$imported = $false
 try {
-    Import-Module -Name (Join-Path $PSScriptRoot 'XFlowDelivery.psd1') -ErrorAction Stop
+    # The assembly beside this script, not the manifest: a task run needs none of the manifest's
+    # format data, and Join-Path would load a whole module. Both cost a fresh process more than
+    # the run itself (docs/benchmarks.md).
+    Import-Module -Name ([IO.Path]::Combine($PSScriptRoot, 'XFlowDelivery.dll')) -ErrorAction Stop
+    $imported = $true
     $runErrors = @()
     Invoke-XFlowDelivery -ConfigPath $ConfigPath -ErrorVariable runErrors -Confirm:$false -WhatIf:$false |
         ForEach-Object {
             if ($_ -is [XFlowDelivery.Model.XFlowRunSummary]) { $summary = $_ }
-            else { 'Delivered {0} {1} ({2} bytes)' -f $_.System, $_.Path, $_.Size }
+            else { [Console]::Out.WriteLine(('Delivered {0} {1} ({2} bytes)' -f $_.System, $_.Path, $_.Size)) }
         }
     if ($null -ne $summary) { $exitCode = $summary.ExitCode }
-    if (@($runErrors).Count -gt 0) { $firstError = @($runErrors)[0] }
+    if ($runErrors.Count -gt 0) { $firstError = $runErrors[0] }
 }
 catch {
     $firstError = $_
     if ($null -ne $summary) { $exitCode = $summary.ExitCode }
-    elseif ('XFlowDelivery.ExitCodes' -as [type]) { $exitCode = [XFlowDelivery.ExitCodes]::FromError($_) }
-    else { $exitCode = 1 }
+    elseif ($imported) { $exitCode = [XFlowDelivery.ExitCodes]::FromError($_) }
     [Console]::Error.WriteLine('XFlowDelivery: ' + $_.Exception.Message)
 }
 
-if ('XFlowDelivery.ExitCodes' -as [type]) { $describe = [XFlowDelivery.ExitCodes]::Describe($exitCode) }
-$line = if ($null -ne $summary) {
-    'XFlowDelivery run {0}: {1}; {2} delivered, {3} failed, {4} skipped, {5} acknowledged again; exit code {6} ({7}).' -f `
-        $summary.RunId, $summary.Outcome, $summary.Delivered, $summary.Failed, $summary.Skipped, $summary.Reacknowledged, $exitCode, $describe
-} else {
-    'XFlowDelivery run did not start; exit code {0} ({1}).' -f $exitCode, $describe
-}
-if ($null -ne $summary) {
-    # Named on every run until the folder drains, whatever else the run found.
-    foreach ($stall in @($summary.Stalls)) { $line += ' Import stalled: ' + $stall.ToString() + '.' }
-}
-if ($null -ne $firstError) {
-    $errorText = ("$($firstError.Exception.Message)" -split "`r?`n")[0]
-    if ($errorText.Length -gt 1000) { $errorText = $errorText.Substring(0, 1000) }
-    $line += ' First error: ' + $errorText
-}
-$line
+$line = if ($imported) { [XFlowDelivery.TaskReport]::Line($summary, $exitCode, $firstError) }
+        else { "XFlowDelivery run did not start: the module could not be imported; exit code $exitCode. First error: $($firstError.Exception.Message)" }
+# Straight to standard output: the pipeline's formatting would cost a fresh process about 25 ms.
+[Console]::Out.WriteLine($line)
 
 # NOT RUN HERE (Windows only). Works in 5.1 (no $IsWindows there) and 7, and costs a fresh
 # process less than reading $PSVersionTable.
