@@ -181,21 +181,22 @@ Describe 'Test-XFlowDeliveryConnection' {
     }
 }
 
-Describe 'the history answer reader (Native/HistoryJson) reads what DataContractJsonSerializer reads' {
+Describe 'the module''s own JSON readers (history answer, engine events) read what DataContractJsonSerializer reads' {
     BeforeAll {
-        # Both readers of the module, called on a byte[] (they take the engine's pointer).
+        # A reader of the module and the serializer, called on a byte[] (they take the engine's pointer).
         $assembly = (Get-Command Get-XFlowDeliveryHistory).ImplementingType.Assembly
         Add-Type -CompilerOptions '-unsafe' -ReferencedAssemblies $assembly.Location -TypeDefinition @'
 using System;
 using System.Reflection;
-public static class HistoryReaders
+public static class ModuleReaders
 {
-    public static unsafe object Read(Assembly module, bool own, byte[] json)
+    /// <summary>own: ownType.ownMethod(byte*, long); else EngineJson.ReadAnswer&lt;answerType&gt;.</summary>
+    public static unsafe object Read(Assembly module, string ownType, string ownMethod, string answerType, bool own, byte[] json)
     {
         MethodInfo read = own
-            ? module.GetType("XFlowDelivery.Native.HistoryJson", true).GetMethod("Read", BindingFlags.Static | BindingFlags.NonPublic)
+            ? module.GetType(ownType, true).GetMethod(ownMethod, BindingFlags.Static | BindingFlags.NonPublic, null, new[] { typeof(byte*), typeof(long) }, null)
             : module.GetType("XFlowDelivery.Native.EngineJson", true).GetMethod("ReadAnswer", BindingFlags.Static | BindingFlags.NonPublic)
-                .MakeGenericMethod(module.GetType("XFlowDelivery.Native.HistoryAnswer", true));
+                .MakeGenericMethod(module.GetType(answerType, true));
         fixed (byte* p = json)
         {
             try { return read.Invoke(null, new object[] { Pointer.Box(p, typeof(byte*)), (long)json.Length }); }
@@ -245,11 +246,41 @@ public static class HistoryReaders
             }
             '{"engine":"x",' + (& $ws) + '"deliveries":[' + ($records -join ',') + ']' + (& $ws) + '}'
         }
-        function script:Read-Both([byte[]]$Bytes) {
+        function script:Read-Both([byte[]]$Bytes, [string]$OwnType = 'XFlowDelivery.Native.HistoryJson', [string]$OwnMethod = 'Read', [string]$AnswerType = 'XFlowDelivery.Native.HistoryAnswer') {
             foreach ($own in $true, $false) {
-                try { [pscustomobject]@{ Answer = [HistoryReaders]::Read($script:Module, $own, $Bytes); Error = $null } }
+                try { [pscustomobject]@{ Answer = [ModuleReaders]::Read($script:Module, $OwnType, $OwnMethod, $AnswerType, $own, $Bytes); Error = $null } }
                 catch { [pscustomobject]@{ Answer = $null; Error = $_.Exception.GetBaseException() } }
             }
+        }
+        # An engine event of one kind: its members, some null, with unknown ones, in any order.
+        function script:New-Event([Random]$Random, [bool]$Raw) {
+            $ws = { (' ', '', "`n", '  ')[$Random.Next(4)] }
+            $text = { if ($Random.Next(6) -eq 0) { 'null' } else { ConvertTo-JsonText (New-Text $Random) $Raw } }
+            $number = { if ($Random.Next(6) -eq 0) { 'null' } else { "$(@(0, 1, 4096, [long]::MaxValue, -3)[$Random.Next(5)])" } }
+            $object = {
+                param([string[]]$Texts, [string[]]$Numbers)
+                $m = @($Texts | ForEach-Object { "`"$_`":$(& $text)" }) + @($Numbers | ForEach-Object { "`"$_`":$(@(0, 7, 1440)[$Random.Next(3)])" }) + '"extra":[{"x":true}]'
+                '{' + (($m | Sort-Object { $Random.Next() }) -join ",$(& $ws)") + '}'
+            }
+            $kind = @('verbose', 'warning', 'error', 'progress', 'delivered', 'summary')[$Random.Next(6)]
+            $members = [Collections.Generic.List[string]]::new()
+            $members.Add("`"kind`":`"$kind`"")
+            $texts, $numbers = switch ($kind) {
+                'progress' { , @('activity', 'status'); , @('current', 'total') }
+                'delivered' { , @('id', 'system', 'fileName', 'path', 'sha256', 'createdAt'); , @('size') }
+                'error' { , @('message', 'errorId', 'category', 'target'); , @() }
+                'summary' { , @('runId', 'outcome', 'startedAt'); , @('delivered', 'failed', 'skipped', 'reacknowledged', 'pages', 'durationMs') }
+                default { , @('message'); , @() }
+            }
+            foreach ($t in $texts) { $members.Add("`"$t`":$(& $text)") }
+            foreach ($n in $numbers) { $members.Add("`"$n`":$(& $number)") }
+            if ($kind -eq 'summary') {
+                $members.Add('"error":' + $(if ($Random.Next(2)) { 'null' } else { & $object @('errorId', 'category', 'message', 'target') @() }))
+                $stalls = @(1..$Random.Next(0, 3) | ForEach-Object { & $object @('system', 'folder', 'oldestFile', 'oldestPublishedAt') @('files', 'oldestAgeMinutes', 'thresholdMinutes') })
+                $members.Add('"stalls":' + $(if ($Random.Next(5) -eq 0) { 'null' } else { '[' + ($stalls -join ',') + ']' }))
+            }
+            $members.Add('"future":{"a":[1,2.5e3,null]}')
+            '{' + (& $ws) + (($members | Sort-Object { $Random.Next() }) -join ",$(& $ws)") + (& $ws) + '}'
         }
     }
 
@@ -284,5 +315,43 @@ public static class HistoryReaders
             $own, $dcjs = Read-Both ([Text.Encoding]::UTF8.GetBytes($bad))
             $own.Error.ErrorId | Should -Be 'UnreadableEngineOutput' -Because $bad
         }
+    }
+    It 'reads 300 generated engine events (every kind, nested error and stalls, escapes, any order, unknown members) as the serializer does' {
+        $random = [Random]::new(20261202)
+        $eventProperties = 'Kind', 'Message', 'Activity', 'Status', 'Current', 'Total', 'Id', 'System', 'FileName', 'Path', 'Sha256', 'Size', 'CreatedAt',
+            'ErrorId', 'Category', 'Target', 'RunId', 'Outcome', 'Delivered', 'Failed', 'Skipped', 'Reacknowledged', 'Pages', 'StartedAt', 'DurationMs'
+        foreach ($i in 1..300) {
+            $text = New-Event $random ($i % 2 -eq 0)
+            $own, $dcjs = Read-Both ([Text.Encoding]::UTF8.GetBytes($text)) 'XFlowDelivery.Native.EngineJson' 'ReadEvent' 'XFlowDelivery.Native.EngineEvent'
+            $own.Error | Should -BeNullOrEmpty -Because $text
+            $dcjs.Error | Should -BeNullOrEmpty -Because $text
+            foreach ($p in $eventProperties) { $own.Answer.$p | Should -BeExactly $dcjs.Answer.$p -Because "$p in $text" }
+            foreach ($p in 'ErrorId', 'Category', 'Message', 'Target') { $own.Answer.Error.$p | Should -BeExactly $dcjs.Answer.Error.$p -Because "Error.$p in $text" }
+            ($null -eq $own.Answer.Stalls) | Should -Be ($null -eq $dcjs.Answer.Stalls) -Because $text
+            if ($null -eq $own.Answer.Stalls) { continue }
+            $own.Answer.Stalls.Count | Should -Be $dcjs.Answer.Stalls.Count -Because $text
+            for ($k = 0; $k -lt $own.Answer.Stalls.Count; $k++) {
+                foreach ($p in 'System', 'Folder', 'Files', 'OldestFile', 'OldestPublishedAt', 'OldestAgeMinutes', 'ThresholdMinutes') {
+                    $own.Answer.Stalls[$k].$p | Should -BeExactly $dcjs.Answer.Stalls[$k].$p -Because "Stalls[$k].$p in $text"
+                }
+            }
+        }
+    }
+
+    It 'refuses an event that is not whole, or whose member has the wrong type, as UnreadableEngineOutput' {
+        # The serializer refuses only the first two; it reads a cut-short object, "3" as 3 and [] as
+        # an empty error. The engine never sends any of them, and an event read wrong is worse
+        # than one reported lost.
+        foreach ($bad in @{ Json = '{"kind":"summary","stalls":[{"files":null}]}'; Says = 'a number that is not an integer at byte' },
+            @{ Json = ''; Says = 'an empty buffer' },
+            @{ Json = '{"kind":"x"'; Says = "',' expected at byte 11" },
+            @{ Json = '{"kind":"x"} {'; Says = 'text after the JSON value at byte' },
+            @{ Json = '{"kind":"summary","delivered":"3"}'; Says = 'a number that is not an integer at byte' },
+            @{ Json = '{"kind":"summary","error":[]}'; Says = "'\{' expected at byte" }) {
+            $own, $null = Read-Both ([Text.Encoding]::UTF8.GetBytes($bad.Json)) 'XFlowDelivery.Native.EngineJson' 'ReadEvent' 'XFlowDelivery.Native.EngineEvent'
+            $own.Error.ErrorId | Should -Be 'UnreadableEngineOutput' -Because $bad.Json
+            $own.Error.Message | Should -Match $bad.Says
+        }
+
     }
 }

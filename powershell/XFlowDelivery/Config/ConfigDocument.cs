@@ -5,6 +5,8 @@ namespace XFlowDelivery.Config
     /// <summary>
     /// The configuration file (JSON, camelCase, written by New-XFlowDeliveryConfig). Everything a
     /// scheduled run needs; the API token only in protected form (<see cref="TokenDocument"/>).
+    /// Written by DataContractJsonSerializer, read by ConfigStore.ReadDocument: a member a
+    /// hand-edited file leaves out keeps the default set here.
     /// </summary>
     [DataContract]
     internal sealed class ConfigDocument
@@ -33,19 +35,6 @@ namespace XFlowDelivery.Config
         internal const string DefaultAckMode = "Ack";
         internal const int DefaultTimeoutSec = 100;
         internal const int DefaultDeadlineSec = 600;
-
-        /// <summary>
-        /// DataContractJsonSerializer runs no constructor and no property initializer, so a
-        /// hand-edited file without an optional member would read as ackMode null, timeoutSec 0:
-        /// the defaults are set here, before the file's members are read over them.
-        /// </summary>
-        [OnDeserializing]
-        private void ApplyDefaults(StreamingContext context)
-        {
-            AckMode = DefaultAckMode;
-            TimeoutSec = DefaultTimeoutSec;
-            DeadlineSec = DefaultDeadlineSec;
-        }
     }
 
     /// <summary>The protected API token and how to unprotect it.</summary>

@@ -17,6 +17,7 @@ namespace XFlowDelivery.Config
     /// </summary>
     internal static class ConfigStore
     {
+        /// <summary>Writes the file; it is read with <see cref="JsonScanner"/> (every run reads it).</summary>
         private static readonly DataContractJsonSerializer Serializer = new DataContractJsonSerializer(typeof(ConfigDocument));
 
         internal static string RunningAccount => Environment.UserDomainName + "\\" + Environment.UserName;
@@ -41,23 +42,14 @@ namespace XFlowDelivery.Config
                     throw Invalid(path, "it is not valid JSON: " + ex.Message);
                 }
                 if (values.Count > 1) throw Invalid(path, "it holds more than one token value");
-                ConfigDocument? doc;
-                try
-                {
-                    // The serializer sees the file with the token's value cut out ("value":"").
-                    var visible = new MemoryStream(raw.Length);
-                    int cut = values.Count == 1 ? values[0].Start : raw.Length;
-                    int resume = values.Count == 1 ? values[0].Start + values[0].Length : raw.Length;
-                    visible.Write(raw, 0, cut);
-                    visible.Write(raw, resume, raw.Length - resume);
-                    visible.Position = 0;
-                    doc = Serializer.ReadObject(visible) as ConfigDocument;
-                }
-                catch (SerializationException ex)
-                {
-                    throw Invalid(path, "it is not a valid XFlowDelivery configuration (JSON): " + ex.Message);
-                }
-                if (doc == null) throw Invalid(path, "it is empty");
+                // The reader sees the file with the token's value cut out ("value":"").
+                int cut = values.Count == 1 ? values[0].Start : raw.Length;
+                int resume = values.Count == 1 ? values[0].Start + values[0].Length : raw.Length;
+                var visible = new byte[cut + raw.Length - resume];
+                Buffer.BlockCopy(raw, 0, visible, 0, cut);
+                Buffer.BlockCopy(raw, resume, visible, cut, raw.Length - resume);
+                var doc = JsonScanner.TryRead(visible, ReadDocument, out var problem)
+                          ?? throw Invalid(path, "it is not a valid XFlowDelivery configuration (JSON): " + problem);
                 Validate(doc, path);
                 if (doc.Token != null && values.Count == 1 && values[0].Length > 0)
                 {
@@ -74,6 +66,54 @@ namespace XFlowDelivery.Config
             {
                 Array.Clear(raw, 0, raw.Length);
             }
+        }
+
+        private static ConfigDocument ReadDocument(ref JsonScanner json)
+        {
+            // A file without a schemaVersion is not one this module wrote (Validate refuses 0).
+            var doc = new ConfigDocument { SchemaVersion = 0 };
+            json.Expect('{');
+            for (bool first = true; json.NextMember(ref first) is string name;)
+            {
+                switch (name)
+                {
+                    case "schemaVersion": doc.SchemaVersion = json.ReadInt32(); break;
+                    case "baseUrl": doc.BaseUrl = json.ReadText(); break;
+                    case "sdLoenPath": doc.SdLoenPath = json.ReadText(); break;
+                    case "prismePath": doc.PrismePath = json.ReadText(); break;
+                    case "statePath": doc.StatePath = json.ReadText(); break;
+                    case "caCertificatePath": doc.CaCertificatePath = json.ReadText(); break;
+                    case "ackMode": doc.AckMode = json.ReadText()!; break;
+                    case "timeoutSec": doc.TimeoutSec = json.ReadInt32(); break;
+                    case "deadlineSec": doc.DeadlineSec = json.ReadInt32(); break;
+                    case "proxyUrl": doc.ProxyUrl = json.ReadText(); break;
+                    case "allowInsecureHttp": doc.AllowInsecureHttp = json.ReadBoolean(); break;
+                    case "token": doc.Token = json.TryNull() ? null : ReadTokenDocument(ref json); break;
+                    case "sdLoenValidation": doc.SdLoenValidation = json.ReadText(); break;
+                    case "prismeValidation": doc.PrismeValidation = json.ReadText(); break;
+                    case "sdLoenStallAfterMinutes": doc.SdLoenStallAfterMinutes = json.TryNull() ? null : json.ReadInt32(); break;
+                    case "prismeStallAfterMinutes": doc.PrismeStallAfterMinutes = json.TryNull() ? null : json.ReadInt32(); break;
+                    default: json.SkipValue(); break;
+                }
+            }
+            return doc;
+        }
+
+        private static TokenDocument ReadTokenDocument(ref JsonScanner json)
+        {
+            var token = new TokenDocument();
+            json.Expect('{');
+            for (bool first = true; json.NextMember(ref first) is string name;)
+            {
+                switch (name)
+                {
+                    case "protection": token.Protection = json.ReadText(); break;
+                    case "protectedBy": token.ProtectedBy = json.ReadText(); break;
+                    case "value": token.Value = json.ReadText(); break;
+                    default: json.SkipValue(); break;
+                }
+            }
+            return token;
         }
 
         /// <summary>

@@ -47,6 +47,7 @@ namespace XFlowDelivery.Config
     internal static class Installations
     {
         internal const string DirectoryVariable = "XFLOWDELIVERY_INSTALLATIONS";
+        /// <summary>Writes an entry; entries are read with <see cref="JsonScanner"/> (every run reads them).</summary>
         private static readonly DataContractJsonSerializer Serializer = new DataContractJsonSerializer(typeof(InstallationEntry));
 
         internal static string Directory
@@ -127,15 +128,41 @@ namespace XFlowDelivery.Config
         {
             try
             {
+                byte[] bytes;
                 using (var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
                 {
-                    return Serializer.ReadObject(stream) as InstallationEntry;
+                    bytes = new byte[stream.Length];
+                    int read = 0, n;
+                    while (read < bytes.Length && (n = stream.Read(bytes, read, bytes.Length - read)) > 0) read += n;
+                }
+                // Someone else's broken entry must not stop this installation (null).
+                return JsonScanner.TryRead(bytes, ReadEntry, out _);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                return null; // someone else's unreadable entry must not stop this installation
+            }
+        }
+
+        private static InstallationEntry ReadEntry(ref JsonScanner json)
+        {
+            var entry = new InstallationEntry();
+            json.Expect('{');
+            for (bool first = true; json.NextMember(ref first) is string name;)
+            {
+                switch (name)
+                {
+                    case "configPath": entry.ConfigPath = json.ReadText(); break;
+                    case "statePath": entry.StatePath = json.ReadText() ?? ""; break;
+                    case "sdLoenPath": entry.SdLoenPath = json.ReadText(); break;
+                    case "prismePath": entry.PrismePath = json.ReadText(); break;
+                    case "taskName": entry.TaskName = json.ReadText(); break;
+                    case "recordedAt": entry.RecordedAt = json.ReadText(); break;
+                    case "baseUrl": entry.BaseUrl = json.ReadText(); break;
+                    default: json.SkipValue(); break;
                 }
             }
-            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is SerializationException)
-            {
-                return null; // someone else's broken or unreadable entry must not stop this installation
-            }
+            return entry;
         }
 
         /// <summary>The entry recorded for this configuration file, if any.</summary>

@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Runtime.Serialization;
 using System.Runtime.Serialization.Json;
+using System.Collections.Generic;
 using System.Text;
 
 namespace XFlowDelivery.Native
@@ -75,15 +76,104 @@ namespace XFlowDelivery.Native
 
     internal static class EngineJson
     {
-        private static readonly DataContractJsonSerializer EventSerializer = new DataContractJsonSerializer(typeof(EngineEvent));
-        private static readonly DataContractJsonSerializer ErrorSerializer = new DataContractJsonSerializer(typeof(EngineError));
-
         /// <summary>ErrorId of JSON from the engine that cannot be read (the engine sends ASCII-only JSON, so this means a defect).</summary>
         internal const string UnreadableId = "UnreadableEngineOutput";
 
-        internal static unsafe EngineEvent ReadEvent(byte* ptr, long len) => Read<EngineEvent>(EventSerializer, ptr, len, "an event");
+        /// <summary>Reads an event: on every run, so with <see cref="JsonScanner"/>, not the serializer.</summary>
+        internal static unsafe EngineEvent ReadEvent(byte* ptr, long len)
+            => JsonScanner.TryRead(ptr, len, ReadEvent, out var problem) ?? throw Unreadable("an event", len, problem);
 
-        internal static unsafe EngineError ReadError(byte* ptr, long len) => Read<EngineError>(ErrorSerializer, ptr, len, "an error");
+        internal static unsafe EngineError ReadError(byte* ptr, long len)
+            => JsonScanner.TryRead(ptr, len, ReadError, out var problem) ?? throw Unreadable("an error", len, problem);
+
+        private static EngineEvent ReadEvent(ref JsonScanner json)
+        {
+            var e = new EngineEvent();
+            json.Expect('{');
+            for (bool first = true; json.NextMember(ref first) is string name;)
+            {
+                switch (name)
+                {
+                    case "kind": e.Kind = json.ReadText(); break;
+                    case "message": e.Message = json.ReadText(); break;
+                    case "activity": e.Activity = json.ReadText(); break;
+                    case "status": e.Status = json.ReadText(); break;
+                    case "current": e.Current = json.ReadNullableInteger(); break;
+                    case "total": e.Total = json.ReadNullableInteger(); break;
+                    case "id": e.Id = json.ReadText(); break;
+                    case "system": e.System = json.ReadText(); break;
+                    case "fileName": e.FileName = json.ReadText(); break;
+                    case "path": e.Path = json.ReadText(); break;
+                    case "sha256": e.Sha256 = json.ReadText(); break;
+                    case "size": e.Size = json.ReadNullableInteger(); break;
+                    case "createdAt": e.CreatedAt = json.ReadText(); break;
+                    case "errorId": e.ErrorId = json.ReadText(); break;
+                    case "category": e.Category = json.ReadText(); break;
+                    case "target": e.Target = json.ReadText(); break;
+                    case "runId": e.RunId = json.ReadText(); break;
+                    case "outcome": e.Outcome = json.ReadText(); break;
+                    case "delivered": e.Delivered = json.ReadNullableInteger(); break;
+                    case "failed": e.Failed = json.ReadNullableInteger(); break;
+                    case "skipped": e.Skipped = json.ReadNullableInteger(); break;
+                    case "reacknowledged": e.Reacknowledged = json.ReadNullableInteger(); break;
+                    case "pages": e.Pages = json.ReadNullableInteger(); break;
+                    case "startedAt": e.StartedAt = json.ReadText(); break;
+                    case "durationMs": e.DurationMs = json.ReadNullableInteger(); break;
+                    case "error": e.Error = json.TryNull() ? null : ReadError(ref json); break;
+                    case "stalls":
+                        if (json.TryNull())
+                        {
+                            e.Stalls = null;
+                            break;
+                        }
+                        e.Stalls = new List<ImportStallJson>();
+                        json.Expect('[');
+                        for (bool firstStall = true; json.NextElement(ref firstStall);) e.Stalls.Add(ReadStall(ref json));
+                        break;
+                    default: json.SkipValue(); break;
+                }
+            }
+            return e;
+        }
+
+        private static EngineError ReadError(ref JsonScanner json)
+        {
+            var e = new EngineError();
+            json.Expect('{');
+            for (bool first = true; json.NextMember(ref first) is string name;)
+            {
+                switch (name)
+                {
+                    case "errorId": e.ErrorId = json.ReadText(); break;
+                    case "category": e.Category = json.ReadText(); break;
+                    case "message": e.Message = json.ReadText(); break;
+                    case "target": e.Target = json.ReadText(); break;
+                    default: json.SkipValue(); break;
+                }
+            }
+            return e;
+        }
+
+        private static ImportStallJson ReadStall(ref JsonScanner json)
+        {
+            var s = new ImportStallJson();
+            json.Expect('{');
+            for (bool first = true; json.NextMember(ref first) is string name;)
+            {
+                switch (name)
+                {
+                    case "system": s.System = json.ReadText(); break;
+                    case "folder": s.Folder = json.ReadText(); break;
+                    case "files": s.Files = json.ReadInteger(); break;
+                    case "oldestFile": s.OldestFile = json.ReadText(); break;
+                    case "oldestPublishedAt": s.OldestPublishedAt = json.ReadText(); break;
+                    case "oldestAgeMinutes": s.OldestAgeMinutes = json.ReadInteger(); break;
+                    case "thresholdMinutes": s.ThresholdMinutes = json.ReadInteger(); break;
+                    default: json.SkipValue(); break;
+                }
+            }
+            return s;
+        }
 
         /// <summary>
         /// Reads JSON straight from the Rust-owned buffer (freed by the caller afterwards). Anything
