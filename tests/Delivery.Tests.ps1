@@ -161,6 +161,7 @@ Describe 'Invoke-XFlowDelivery against the simulator' {
             }
             $verbose = @($records | Where-Object { $_ -is [Management.Automation.VerboseRecord] } | ForEach-Object Message)
             $verbose | Where-Object { $_ -like 'published * as *' } | Should -Not -BeNullOrEmpty -Because "verbose by $how"
+            $verbose[-1] | Should -Match '^Run [0-9a-f-]{36}: Succeeded; 1 delivered, 0 failed, 0 skipped, 0 acknowledged again in \d+\.\d s\.$' -Because "the run's line last, verbose by $how"
         }
         $quiet = & { Invoke-Delivery -Folders (New-XFlowRunFolders -Parent $script:Work) } 4>&1
         @($quiet | Where-Object { $_ -is [Management.Automation.VerboseRecord] }) | Should -BeNullOrEmpty
