@@ -7,7 +7,7 @@ namespace XFlowDelivery.Native
     /// Reads JSON text from a buffer, value by value, for the few fixed shapes this module reads
     /// on every run: the engine's events, the configuration file and the installation registry's
     /// entries (and the history answer, whose size made the serializer slow). A fresh process
-    /// paid about 50 ms for DataContractJsonSerializer's first use on those (docs/benchmarks.md);
+    /// paid 40 to 70 ms for DataContractJsonSerializer's first use on those (docs/benchmarks.md);
     /// the task starts 480 times a day. Members come in any order, unknown members of any shape
     /// are skipped, every escape is read; anything that is not JSON, or not the expected type,
     /// is a <see cref="FormatException"/> or <see cref="OverflowException"/> naming the byte.

@@ -41,30 +41,19 @@ pub(crate) async fn process(
     let acking = scope.cfg.ack_mode == AckMode::Ack;
     // Only a delivery fetched in mode Ack is still held by the server; any other is ours alone.
     let server_keeps_it = acking && source == Source::Fetched;
-    // What the journal knows of each delivery, then, on several threads, the judgement of each
-    // that is new or was quarantined: decoding, hashing and checking every content is most of a
-    // page's work, and each delivery's is its own. The decisions below stay in page order.
+    // What the journal knows of each delivery, then the judgement of each that needs one; the
+    // decisions below stay in page order.
     let known = deliveries
         .iter()
-        .map(|wire| match wire.id.is_faithful() {
-            true => journal.get(&wire.id),
-            false => Ok(None),
+        .map(|wire| {
+            if wire.id.is_faithful() {
+                journal.get(&wire.id)
+            } else {
+                Ok(None)
+            }
         })
         .collect::<Result<Vec<_>>>()?;
-    let to_judge: Vec<(&WireDelivery<'_>, &Option<Record>)> =
-        deliveries.iter().zip(&known).collect();
-    let mut verdicts =
-        parallel::map_in_order(&to_judge, parallel::cpu_workers(), |(wire, known)| {
-            let decided = known.as_ref().is_some_and(|r| {
-                matches!(
-                    r.state,
-                    State::Published | State::Acknowledged | State::Publishing
-                )
-            });
-            (wire.id.is_faithful() && !decided)
-                .then(|| validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it))
-        })
-        .into_iter();
+    let mut verdicts = judge_all(scope, deliveries, &known, server_keeps_it).into_iter();
     let mut ready = Vec::new();
     let mut reack = Vec::new();
     let mut released = Vec::new();
@@ -80,9 +69,10 @@ pub(crate) async fn process(
         }
         // Only a quarantine below writes the journal before the page is published: an id that
         // comes twice in a page sees its first copy's quarantine.
-        let known = match quarantined_here.contains(&wire.id) {
-            true => journal.get(&wire.id)?,
-            false => known,
+        let known = if quarantined_here.contains(&wire.id) {
+            journal.get(&wire.id)?
+        } else {
+            known
         };
         match known {
             Some(r) if matches!(r.state, State::Published | State::Acknowledged) => {
@@ -155,6 +145,28 @@ pub(crate) async fn process(
             .send(Event::Delivered(delivered_file(record)));
     }
     Ok(held_back)
+}
+
+/// Judges, on one thread per core, every delivery that is new or was quarantined (`None` for the
+/// others): decoding, hashing and checking each content is most of a page's work, and each
+/// delivery's is its own.
+fn judge_all<'a>(
+    scope: &Scope<'_>,
+    deliveries: &'a [WireDelivery<'a>],
+    known: &[Option<Record>],
+    server_keeps_it: bool,
+) -> Vec<Option<Result<Verdict<'a>>>> {
+    let pairs: Vec<(&WireDelivery<'_>, &Option<Record>)> = deliveries.iter().zip(known).collect();
+    parallel::map_in_order(&pairs, parallel::cpu_workers(), |(wire, known)| {
+        let decided = known.as_ref().is_some_and(|r| {
+            matches!(
+                r.state,
+                State::Published | State::Acknowledged | State::Publishing
+            )
+        });
+        (wire.id.is_faithful() && !decided)
+            .then(|| validate::judge(scope.cfg, scope.run_id, wire, server_keeps_it))
+    })
 }
 
 fn redelivered(r: &Record) -> String {
