@@ -293,8 +293,11 @@ async fn eight_overlapping_runs_deliver_each_file_once() {
         runs.push(tokio::task::spawn_blocking(move || run_blocking(config)));
     }
     let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
     for r in runs {
-        outcomes.push(r.await.unwrap().summary().outcome);
+        let summary = r.await.unwrap().summary().clone();
+        outcomes.push(summary.outcome);
+        errors.extend(summary.error);
     }
     // Whoever held the lock finished; the rest did nothing. A last run mops up anything the
     // winner's pages left for later.
@@ -302,7 +305,7 @@ async fn eight_overlapping_runs_deliver_each_file_once() {
         outcomes
             .iter()
             .all(|o| matches!(o, Outcome::Succeeded | Outcome::Locked)),
-        "{outcomes:?}"
+        "{outcomes:?} {errors:?}"
     );
     assert!(outcomes.contains(&Outcome::Locked), "{outcomes:?}");
     env.run_mode("Ack").await;
