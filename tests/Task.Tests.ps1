@@ -238,6 +238,57 @@ Describe 'The task entry script''s exit codes (pwsh -File, child process)' {
     }
 }
 
+Describe 'Invoke-XFlowDelivery -AsScheduledTask (what the entry script runs), in this process' {
+    BeforeAll {
+        function script:Invoke-AsTask {
+            # Runs the cmdlet as the entry script does, with standard output captured; returns what
+            # it wrote to the pipeline, to the error stream and to standard output.
+            param([Parameter(Mandatory)][string]$ConfigPath)
+            $console = [Console]::Out
+            $captured = [IO.StringWriter]::new()
+            [Console]::SetOut($captured)
+            try {
+                $output = @(Invoke-XFlowDelivery -ConfigPath $ConfigPath -AsScheduledTask -ErrorVariable runErrors -ErrorAction SilentlyContinue)
+            }
+            finally { [Console]::SetOut($console) }
+            [pscustomobject]@{ Output = $output; Errors = @($runErrors); Lines = @($captured.ToString() -split '\r?\n' | Where-Object { $_ }) }
+        }
+    }
+    BeforeEach { Reset-XFlowSim -Sim $script:Sim }
+
+    It 'prints a line per delivered file and the run''s line, and writes only the exit code 0' {
+        $setup = New-TaskSetup
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 2; systems = @('SDLoen') } | Out-Null
+        $run = Invoke-AsTask -ConfigPath $setup.Config
+        $run.Output | Should -Be @(0)
+        $run.Output[0] | Should -BeOfType ([int])
+        $run.Errors.Count | Should -Be 0
+        $files = @(Get-ChildItem -LiteralPath $setup.SdLoen -File)
+        $files.Count | Should -Be 2
+        $run.Lines.Count | Should -Be 3 -Because ($run.Lines -join "`n")
+        foreach ($file in $files) { $run.Lines[0..1] | Should -Contain "Delivered SDLoen $($file.FullName) ($($file.Length) bytes)" }
+        $run.Lines[2] | Should -Match '^XFlowDelivery run [0-9a-f-]{36}: Succeeded; 2 delivered, 0 failed'
+    }
+
+    It 'reports a failure that ends the run in its line and exit code (2) instead of throwing' {
+        $missing = Join-Path (New-XFlowTestDirectory -Name 'task') 'nope.json'
+        $run = Invoke-AsTask -ConfigPath $missing
+        $run.Output | Should -Be @(2)
+        $run.Lines.Count | Should -Be 1
+        $run.Lines[0] | Should -Match '^XFlowDelivery run did not start; exit code 2 \(.+\)\. First error: .*nope\.json.*does not exist'
+    }
+
+    It 'writes a delivery''s error to the error stream and names the first in the line (exit code 6)' {
+        $setup = New-TaskSetup
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 2; systems = @('SDLoen') } | Out-Null
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'wrongSha256' } | Out-Null
+        $run = Invoke-AsTask -ConfigPath $setup.Config
+        $run.Output | Should -Be @(6)
+        $run.Errors.Count | Should -Be 1
+        $run.Lines[-1] | Should -Match ('CompletedWithErrors.* First error: ' + [regex]::Escape($run.Errors[0].Exception.Message.Split("`n")[0]) + '$')
+    }
+}
+
 Describe 'The exit-code mapping (one place: [XFlowDelivery.ExitCodes])' {
     It 'maps <Outcome>/<ErrorId> to <Code>' -TestCases @(
         @{ Outcome = 'Succeeded'; ErrorId = $null; Code = 0 }

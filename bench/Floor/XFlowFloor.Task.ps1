@@ -6,5 +6,5 @@ param(
     [Parameter(Mandatory = $true)]
     [string]$ConfigPath
 )
-Import-Module -Name ([IO.Path]::Combine($PSScriptRoot, 'XFlowFloor.dll')) -ErrorAction Stop
+Import-Module -Name "$PSScriptRoot/XFlowFloor.dll" -ErrorAction Stop
 exit (Invoke-XFlowFloor)

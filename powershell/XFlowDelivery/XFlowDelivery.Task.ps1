@@ -15,7 +15,8 @@
         7  an importer has stopped: files published into an import folder are still there past
            the configured threshold (-SdLoenStallAfterMinutes / -PrismeStallAfterMinutes)
     On Windows it also writes one event per run to the Application log, source XFlowDelivery,
-    event id 100 + exit code. Writing the event never changes the exit code.
+    event id 100 + exit code. Writing the event never changes the exit code. All of this but a
+    failed import is done by Invoke-XFlowDelivery -AsScheduledTask.
     Works in Windows PowerShell 5.1 and PowerShell 7 (no 7-only syntax).
 #>
 [CmdletBinding()]
@@ -24,48 +25,25 @@ param(
     [string]$ConfigPath
 )
 
-$exitCode = 1
-$summary = $null
-$firstError = $null
-$imported = $false
 try {
     # The assembly beside this script, not the manifest: a task run needs none of the manifest's
-    # format data, and Join-Path would load a whole module. Both cost a fresh process more than
-    # the run itself (docs/benchmarks.md).
-    Import-Module -Name ([IO.Path]::Combine($PSScriptRoot, 'XFlowDelivery.dll')) -ErrorAction Stop
-    $imported = $true
-    $runErrors = @()
-    Invoke-XFlowDelivery -ConfigPath $ConfigPath -ErrorVariable runErrors -Confirm:$false -WhatIf:$false |
-        ForEach-Object {
-            if ($_ -is [XFlowDelivery.Model.XFlowRunSummary]) { $summary = $_ }
-            else { [Console]::Out.WriteLine(('Delivered {0} {1} ({2} bytes)' -f $_.System, $_.Path, $_.Size)) }
-        }
-    if ($null -ne $summary) { $exitCode = $summary.ExitCode }
-    if ($runErrors.Count -gt 0) { $firstError = $runErrors[0] }
+    # format data. Its path by string expansion: Join-Path would load a whole module, and even a
+    # .NET call such as [IO.Path]::Combine costs a fresh process about 20 ms; '/' separates paths
+    # on Windows too (docs/benchmarks.md).
+    Import-Module -Name "$PSScriptRoot/XFlowDelivery.dll" -ErrorAction Stop
 }
 catch {
-    $firstError = $_
-    if ($null -ne $summary) { $exitCode = $summary.ExitCode }
-    elseif ($imported) { $exitCode = [XFlowDelivery.ExitCodes]::FromError($_) }
-    [Console]::Error.WriteLine('XFlowDelivery: ' + $_.Exception.Message)
-}
-
-$line = if ($imported) { [XFlowDelivery.TaskReport]::Line($summary, $exitCode, $firstError) }
-        else { "XFlowDelivery run did not start: the module could not be imported; exit code $exitCode. First error: $($firstError.Exception.Message)" }
-# Straight to standard output: the pipeline's formatting would cost a fresh process about 25 ms.
-[Console]::Out.WriteLine($line)
-
-# NOT RUN HERE (Windows only). Works in 5.1 (no $IsWindows there) and 7, and costs a fresh
-# process less than reading $PSVersionTable.
-if ([Environment]::OSVersion.Platform -eq [PlatformID]::Win32NT) {
-    try {
-        $level = if ($exitCode -eq 0) { 'Information' } elseif ($exitCode -eq 6) { 'Warning' } else { 'Error' }
-        [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', $line, [System.Diagnostics.EventLogEntryType]$level, 100 + $exitCode)
+    # Without the module nothing else can report the run: its line, exit code 1, and the event.
+    $line = 'XFlowDelivery run did not start: the module could not be imported; exit code 1. First error: ' + $_.Exception.Message
+    [Console]::Out.WriteLine($line)
+    # NOT RUN HERE (Windows only; 5.1 has no $IsWindows).
+    if ([Environment]::OSVersion.Platform -eq [PlatformID]::Win32NT) {
+        try { [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', $line, 'Error', 101) }
+        catch { [Console]::Error.WriteLine('XFlowDelivery: could not write the event log entry: ' + $_.Exception.Message) }
     }
-    catch {
-        # The source is registered by Register-XFlowDeliveryTask (as administrator); without it the
-        # run's result still reaches Task Scheduler through the exit code.
-        [Console]::Error.WriteLine('XFlowDelivery: could not write the event log entry: ' + $_.Exception.Message)
-    }
+    exit 1
 }
-exit $exitCode
+# The cmdlet does the rest, in C#: every script statement costs a fresh process its first run.
+# It prints a line per delivered file and the run's line, writes the event on Windows, and
+# returns the exit code; a failure is reported in that line and code, not thrown.
+exit (Invoke-XFlowDelivery -ConfigPath $ConfigPath -AsScheduledTask)

@@ -23,7 +23,7 @@ namespace XFlowDelivery.Cmdlets
     /// </para>
     /// </summary>
     [Cmdlet(VerbsLifecycle.Invoke, "XFlowDelivery", DefaultParameterSetName = ExplicitSet, SupportsShouldProcess = true)]
-    [OutputType(typeof(XFlowDeliveredFile), typeof(XFlowRunSummary))]
+    [OutputType(typeof(XFlowDeliveredFile), typeof(XFlowRunSummary), typeof(int))]
     public sealed class InvokeXFlowDeliveryCommand : XFlowRunCmdletBase
     {
         private const int ProgressActivityId = 1;
@@ -49,6 +49,19 @@ namespace XFlowDelivery.Cmdlets
         public int? PrismeStallAfterMinutes { get; set; }
 
         /// <summary>
+        /// Runs as the scheduled task does (its entry script XFlowDelivery.Task.ps1 uses this): a line
+        /// per delivered file and then the run's line on standard output, errors and warnings as
+        /// usual, on Windows that line in the Application log, and as the only output the task's exit
+        /// code. A failure ends nothing but the run: it is printed, named in the line and mapped to
+        /// the exit code, never thrown. Only with -ConfigPath.
+        /// </summary>
+        [Parameter(ParameterSetName = ConfigSet)]
+        public SwitchParameter AsScheduledTask { get; set; }
+
+        /// <summary>The task's report while -AsScheduledTask runs; null otherwise.</summary>
+        private TaskReport? _task;
+
+        /// <summary>
         /// How long a run that is still going when the cmdlet ends (stopped, or failed) is given
         /// to release the state folder's lock before it is left to finish in the background: short
         /// enough that Ctrl+C always comes back within 2 s.
@@ -56,6 +69,44 @@ namespace XFlowDelivery.Cmdlets
         private const uint ReleaseWaitMilliseconds = 1000;
 
         protected override void ProcessRecord()
+        {
+            if (!AsScheduledTask)
+            {
+                Deliver();
+                return;
+            }
+            _task = new TaskReport();
+            try
+            {
+                Deliver();
+            }
+            catch (RunEnded ended)
+            {
+                _task.Ended(ended.Record);
+            }
+            catch (Exception ex) when (!(ex is PipelineStoppedException))
+            {
+                // A defect, not a run's failure: still a line and exit code 1 rather than no result.
+                _task.Ended(new ErrorRecord(ex, "Unexpected", ErrorCategory.NotSpecified, ConfigPath));
+            }
+            WriteObject(_task.Finish(InvokeCommand));
+        }
+
+        private protected override void Terminate(ErrorRecord record)
+        {
+            if (_task != null) throw new RunEnded(record);
+            base.Terminate(record);
+        }
+
+        /// <summary>Carries a failure to ProcessRecord under -AsScheduledTask.</summary>
+        private sealed class RunEnded : Exception
+        {
+            internal RunEnded(ErrorRecord record) : base(record.Exception?.Message) => Record = record;
+
+            internal ErrorRecord Record { get; }
+        }
+
+        private void Deliver()
         {
             var values = ReadRunSettings(out var token, out bool ownsToken);
             if (ParameterSetName == ExplicitSet)
@@ -191,7 +242,7 @@ namespace XFlowDelivery.Cmdlets
                 {
                     // One event lost, not the run: the events after it and the summary still come.
                     unreadable = ex;
-                    WriteError(ErrorMapping.ToErrorRecord(ex));
+                    Report(ErrorMapping.ToErrorRecord(ex));
                     continue;
                 }
                 if (status == XfdStatus.Timeout)
@@ -213,7 +264,8 @@ namespace XFlowDelivery.Cmdlets
                         progressShown = true;
                         break;
                     case "delivered":
-                        WriteObject(ToDeliveredFile(engineEvent));
+                        if (_task != null) _task.Delivered(ToDeliveredFile(engineEvent));
+                        else WriteObject(ToDeliveredFile(engineEvent));
                         break;
                     case "planned":
                         planned++;
@@ -229,7 +281,7 @@ namespace XFlowDelivery.Cmdlets
                         WriteWarning(engineEvent.Message ?? "");
                         break;
                     case "error":
-                        WriteError(ErrorMapping.ToErrorRecord(engineEvent.AsError()));
+                        Report(ErrorMapping.ToErrorRecord(engineEvent.AsError()));
                         break;
                     case "summary":
                         summary = engineEvent;
@@ -255,11 +307,19 @@ namespace XFlowDelivery.Cmdlets
             if (StopRequested) throw new PipelineStoppedException();
             var result = ToSummary(summary);
             result.Planned = planned;
-            WriteObject(result);
+            if (_task != null) _task.Summary(result);
+            else WriteObject(result);
             if (summary.Error != null)
             {
-                ThrowTerminatingError(ErrorMapping.ToErrorRecord(summary.Error));
+                Terminate(ErrorMapping.ToErrorRecord(summary.Error));
             }
+        }
+
+        /// <summary>A non-terminating error: written, and under -AsScheduledTask remembered for the line.</summary>
+        private void Report(ErrorRecord record)
+        {
+            _task?.Error(record);
+            WriteError(record);
         }
 
         private static ProgressRecord ToProgress(EngineEvent e)

@@ -73,9 +73,13 @@ namespace XFlowDelivery.Cmdlets
             Call(folder, "DeleteTask", taskName, 0);
         }
 
-        /// <summary>The event source the entry script writes to; creating it needs administrator rights.</summary>
+        /// <summary>The event source every task run writes to; creating it needs administrator rights.</summary>
         internal const string RegisterEventSourceScript =
             "if (-not [System.Diagnostics.EventLog]::SourceExists('XFlowDelivery')) { " +
             "[System.Diagnostics.EventLog]::CreateEventSource('XFlowDelivery', 'Application') }";
+
+        /// <summary>One run's event (arguments: the line, the entry type's name, the event id).</summary>
+        internal const string WriteEventScript =
+            "param($line, $level, $id) [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', $line, [System.Diagnostics.EventLogEntryType]$level, $id)";
     }
 }

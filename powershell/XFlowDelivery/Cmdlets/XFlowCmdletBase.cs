@@ -21,15 +21,21 @@ namespace XFlowDelivery.Cmdlets
             }
             catch (XFlowDeliveryLoadException ex)
             {
-                ThrowTerminatingError(ErrorMapping.FromLoadFailure(ex));
+                Terminate(ErrorMapping.FromLoadFailure(ex));
             }
         }
 
         /// <summary>Ends the cmdlet with the exception's ErrorId, category and target.</summary>
-        protected void Fail(XFlowDeliveryException ex) => ThrowTerminatingError(ErrorMapping.ToErrorRecord(ex));
+        protected void Fail(XFlowDeliveryException ex) => Terminate(ErrorMapping.ToErrorRecord(ex));
 
         protected void Fail(string errorId, ErrorCategory category, string message, object? target) =>
-            ThrowTerminatingError(ErrorMapping.FromCmdlet(errorId, category, message, target));
+            Terminate(ErrorMapping.FromCmdlet(errorId, category, message, target));
+
+        /// <summary>
+        /// Every failure that ends the cmdlet comes here: a terminating error, unless the cmdlet
+        /// reports the failure itself (Invoke-XFlowDelivery -AsScheduledTask). Never returns.
+        /// </summary>
+        private protected virtual void Terminate(ErrorRecord record) => ThrowTerminatingError(record);
 
         /// <summary>-TaskPath of the task cmdlets as the Task Scheduler API takes it; InvalidTaskPath when it names no folder.</summary>
         private protected string TaskFolderFrom(string taskPath)
