@@ -351,7 +351,7 @@ Describe 'Task definitions' {
         $arguments = (& $one '/t:Task/t:Actions/t:Exec/t:Arguments').InnerText
         # No path into a version folder: the module is looked up by name at every run.
         $arguments | Should -BeLike '-NoProfile -NonInteractive -Command "*"'
-        $arguments | Should -Match ([regex]::Escape("Get-Module -ListAvailable -Name XFlowDelivery"))
+        $arguments | Should -Match ([regex]::Escape("foreach (`$root in `$env:PSModulePath.Split([IO.Path]::PathSeparator))"))
         $arguments | Should -Match ([regex]::Escape("-ConfigPath 'C:\ProgramData\XFlowDelivery\config & løn.json'"))
         $arguments | Should -Match 'exit \$LASTEXITCODE"$'
         $arguments | Should -Not -Match 'Modules[\\/]XFlowDelivery'
@@ -441,6 +441,21 @@ Describe 'The task''s command line, run as systemd and Task Scheduler would run 
         # Exit code 2 (configuration) comes through as 2, not as -Command's 0/1.
         $bad = & $run $missing
         $bad.ExitCode | Should -Be 2 -Because $bad.Output
+    }
+
+    It 'runs the newest version''s entry script across every PSModulePath entry (1.10.0 over 1.9.0 and an unversioned copy), skipping entries that do not exist' {
+        # Stand-in entry scripts that say which one ran and with what; the versions compare as versions, not text.
+        $roots = foreach ($name in 'first', 'second') { New-XFlowTestDirectory -Name "modules-$name" }
+        $copies = @{ '1.9.0' = Join-Path $roots[0] 'XFlowDelivery/1.9.0'; '1.10.0' = Join-Path $roots[1] 'XFlowDelivery/1.10.0'; 'unversioned' = Join-Path $roots[0] 'XFlowDelivery' }
+        foreach ($copy in $copies.GetEnumerator()) {
+            New-Item -ItemType Directory -Path $copy.Value -Force | Out-Null
+            Set-Content -LiteralPath (Join-Path $copy.Value 'XFlowDelivery.Task.ps1') -Value "param([string]`$ConfigPath) [Console]::Out.WriteLine('ran $($copy.Key) with ' + `$ConfigPath); exit 42"
+        }
+        $runs = Get-TaskRuns -ConfigPath (Join-Path $script:Odd 'some config.json')
+        $modulePath = @((Join-Path $script:Odd 'no such folder'), $roots[0], '', $roots[1]) -join [IO.Path]::PathSeparator
+        $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $modulePath }
+        $result.ExitCode | Should -Be 42 -Because $result.Output
+        $result.Output.Trim() | Should -Be "ran 1.10.0 with $(Join-Path $script:Odd 'some config.json')"
     }
 
     It 'exits 1 with a message naming PSModulePath when no XFlowDelivery is installed' {
@@ -605,7 +620,7 @@ Describe 'Task Scheduler and the Application log (Windows only, as administrator
         Test-Path -LiteralPath $exec.Command | Should -BeTrue
         # No path into a version folder: the module is looked up by name at every run.
         $exec.Arguments | Should -BeLike '-NoProfile -NonInteractive -Command "*"'
-        $exec.Arguments | Should -Match ([regex]::Escape('Get-Module -ListAvailable -Name XFlowDelivery'))
+        $exec.Arguments | Should -Match ([regex]::Escape('foreach ($root in $env:PSModulePath.Split([IO.Path]::PathSeparator))'))
         $exec.Arguments | Should -Match ([regex]::Escape("-ConfigPath '$($script:Registered.ConfigPath)'"))
         $exec.Arguments | Should -Match 'exit \$LASTEXITCODE"$'
 

@@ -88,18 +88,28 @@ namespace XFlowDelivery
 
         /// <summary>
         /// What the task runs: the entry script XFlowDelivery.Task.ps1 of the newest XFlowDelivery
-        /// installed where the task's PowerShell finds modules, looked up at every run, so that
-        /// Update-PSResource and removing an old version never break the task (a path into a
-        /// version folder would). The explicit exit passes the entry script's exit code through
-        /// unchanged (a -Command ending without one reports only 0 or 1), and a module that cannot
-        /// be found or started is exit code 1, never 0. No double quotes inside: the text travels
-        /// in one double-quoted argument on Windows and in systemd.
+        /// installed where the task's PowerShell finds modules (the highest version folder under an
+        /// XFlowDelivery folder in any PSModulePath entry; one without a version folder counts as
+        /// 0.0), looked up at every run, so that Update-PSResource and removing an old version never
+        /// break the task (a path into a version folder would). Found with .NET calls, not
+        /// Get-Module -ListAvailable | Sort-Object | Select-Object and Join-Path: those read every
+        /// manifest and load two more modules, about 160 ms of every run (docs/benchmarks.md). The
+        /// explicit exit passes the entry script's exit code through unchanged (a -Command ending
+        /// without one reports only 0 or 1), and a module that cannot be found or started is exit
+        /// code 1, never 0. No double quotes inside: the text travels in one double-quoted argument
+        /// on Windows and in systemd.
         /// </summary>
         public static string EntryCommand(string configPath) =>
-            "try { " +
-            "$m = Get-Module -ListAvailable -Name XFlowDelivery | Sort-Object Version -Descending | Select-Object -First 1; " +
-            "if (-not $m) { throw 'The XFlowDelivery module is not installed where this account''s PowerShell finds modules (PSModulePath): install it for all users.' }; " +
-            "& (Join-Path $m.ModuleBase 'XFlowDelivery.Task.ps1') -ConfigPath " + PowerShellQuote(configPath) +
+            "try { $task = $null; $newest = $null; " +
+            "foreach ($root in $env:PSModulePath.Split([IO.Path]::PathSeparator)) { " +
+            "$folder = $root + '/XFlowDelivery'; " +
+            "if (-not $root -or -not [IO.Directory]::Exists($folder)) { continue }; " +
+            "foreach ($candidate in [IO.Directory]::GetFiles($folder, 'XFlowDelivery.Task.ps1', 'AllDirectories')) { " +
+            "$version = $null; " +
+            "if (-not [Version]::TryParse([IO.Path]::GetFileName([IO.Path]::GetDirectoryName($candidate)), [ref]$version)) { $version = [Version]'0.0' }; " +
+            "if ($null -eq $newest -or $version -gt $newest) { $task = $candidate; $newest = $version } } }; " +
+            "if ($null -eq $task) { throw 'The XFlowDelivery module is not installed where this account''s PowerShell finds modules (PSModulePath): install it for all users.' }; " +
+            "& $task -ConfigPath " + PowerShellQuote(configPath) +
             " } catch { [Console]::Error.WriteLine('XFlowDelivery: ' + $_); exit 1 }; exit $LASTEXITCODE";
 
         /// <summary>The arguments after the executable (Task Scheduler's Arguments).</summary>
