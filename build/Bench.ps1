@@ -478,7 +478,7 @@ try {
     $script:ChildEnv = @{ XFLOW_API_TOKEN = $script:Sim.Token }
 
     $drain = Measure-Drain
-    Write-Step "idle: fresh pwsh processes, $($Settings.IdleRepeats) each (bare, the floor module, the task entry script, reference)"
+    Write-Step "idle: fresh pwsh processes, $($Settings.IdleRepeats) each (bare, the floor module, the task entry script, the task's command line, reference)"
     $idle = Measure-Idle
     $memory = Measure-Memory
     Write-Step "large file: one delivery of $($Settings.LargeBytes / 1MB) MiB"
