@@ -133,6 +133,21 @@ Describe 'Several installations on one server' {
             Should -Throw -ErrorId 'InstallationConflict,XFlowDelivery.Cmdlets.RegisterXFlowDeliveryTaskCommand'
     }
 
+    It 'skips a broken entry in the registry (not JSON, empty, cut short): the others still count and still conflict' {
+        $broken = foreach ($entry in @{ 'not-json' = 'this is no entry'; 'empty' = ''; 'cut-short' = '{"configPath":"C:\\x.json","statePath":"/' }.GetEnumerator()) {
+            $path = Join-Path $env:XFLOWDELIVERY_INSTALLATIONS "$($entry.Key).json"
+            [IO.File]::WriteAllText($path, $entry.Value)
+            $path
+        }
+        try {
+            $other = New-Installation -Name 'other3' -StatePath $script:Prod.State
+            $err = { Write-Config $other } | Should -Throw -PassThru
+            $err.FullyQualifiedErrorId | Should -BeLike 'InstallationConflict,*'
+            @(Get-XFlowDeliveryStatus).ConfigPath | Should -Contain $script:Prod.Config
+        }
+        finally { Remove-Item -LiteralPath $broken }
+    }
+
     It 'an installation whose configuration file was deleted no longer counts' {
         Unregister-XFlowDeliveryTask -TaskName 'XFlowDelivery-test' -UnitDirectory $script:Units -Confirm:$false
         @(Get-ChildItem -LiteralPath $script:Units -Name) | Should -Be @('xflow-delivery.service', 'xflow-delivery.timer')

@@ -127,17 +127,7 @@ namespace XFlowDelivery.Config
             {
                 using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1))
                 {
-                    bytes = new byte[stream.Length];
-                    int read = 0, n;
-                    while (read < bytes.Length && (n = stream.Read(bytes, read, bytes.Length - read)) > 0) read += n;
-                    if (read < bytes.Length)
-                    {
-                        // Shrank meanwhile: keep what was read, in an array of its size.
-                        var shorter = new byte[read];
-                        Buffer.BlockCopy(bytes, 0, shorter, 0, read);
-                        Array.Clear(bytes, 0, bytes.Length);
-                        bytes = shorter;
-                    }
+                    bytes = PrivateFile.ReadAll(stream);
                 }
             }
             catch (Exception ex) when (ex is FileNotFoundException || ex is DirectoryNotFoundException)

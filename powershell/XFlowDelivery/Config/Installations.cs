@@ -131,9 +131,7 @@ namespace XFlowDelivery.Config
                 byte[] bytes;
                 using (var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
                 {
-                    bytes = new byte[stream.Length];
-                    int read = 0, n;
-                    while (read < bytes.Length && (n = stream.Read(bytes, read, bytes.Length - read)) > 0) read += n;
+                    bytes = PrivateFile.ReadAll(stream);
                 }
                 // Someone else's broken entry must not stop this installation (null).
                 return JsonScanner.TryRead(bytes, ReadEntry, out _);

@@ -18,6 +18,22 @@ namespace XFlowDelivery.Config
     internal static class PrivateFile
     {
         /// <summary>
+        /// The rest of the stream as an array of exactly the bytes read (a file that shrank while it
+        /// was read gives fewer; the longer array is zeroed, as it may hold a secret).
+        /// </summary>
+        internal static byte[] ReadAll(FileStream stream)
+        {
+            var bytes = new byte[stream.Length];
+            int read = 0, n;
+            while (read < bytes.Length && (n = stream.Read(bytes, read, bytes.Length - read)) > 0) read += n;
+            if (read == bytes.Length) return bytes;
+            var shorter = new byte[read];
+            Buffer.BlockCopy(bytes, 0, shorter, 0, read);
+            Array.Clear(bytes, 0, bytes.Length);
+            return shorter;
+        }
+
+        /// <summary>
         /// Creates <paramref name="path"/> (it must not exist) for writing, readable by its owner only:
         /// Linux/macOS mode 0600; Windows a protected ACL of SYSTEM, Administrators and the writing
         /// account, plus read for <paramref name="readerAccount"/> (the service account of a

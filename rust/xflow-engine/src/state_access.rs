@@ -193,13 +193,11 @@ mod imp {
     /// What is inside may go while it is walked (a run holding the lock removes its spool's
     /// temp files, SQLite its `-shm`): what is gone exposes nothing.
     fn exposed(state: &Path) -> io::Result<Vec<(PathBuf, u32)>> {
-        let gone =
-            |e: &io::Error, path: &Path| e.kind() == io::ErrorKind::NotFound && path != state;
         let mut found = Vec::new();
         let mut pending = vec![state.to_path_buf()];
         while let Some(path) = pending.pop() {
             let meta = match std::fs::symlink_metadata(&path) {
-                Err(e) if gone(&e, &path) => continue,
+                Err(e) if went_meanwhile(&e, &path, state) => continue,
                 meta => meta?,
             };
             if meta.file_type().is_symlink() {
@@ -211,7 +209,7 @@ mod imp {
             }
             if meta.is_dir() {
                 let entries = match std::fs::read_dir(&path) {
-                    Err(e) if gone(&e, &path) => continue,
+                    Err(e) if went_meanwhile(&e, &path, state) => continue,
                     entries => entries?,
                 };
                 for entry in entries {
@@ -239,11 +237,16 @@ mod imp {
         Ok(Some(words.join(", ")))
     }
 
+    /// Something inside the state folder that was removed while it was checked (not the folder).
+    fn went_meanwhile(e: &io::Error, path: &Path, state: &Path) -> bool {
+        e.kind() == io::ErrorKind::NotFound && path != state
+    }
+
     /// Removes group and other access from the folder and everything in it.
     pub fn tighten(state: &Path) -> io::Result<()> {
         for (path, mode) in exposed(state)? {
             match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o077)) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound && path != state => {}
+                Err(e) if went_meanwhile(&e, &path, state) => {}
                 result => result?,
             }
         }
