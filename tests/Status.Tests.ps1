@@ -355,3 +355,44 @@ public static class ModuleReaders
 
     }
 }
+
+Describe 'the module''s time reader' {
+    BeforeAll {
+        $assembly = (Get-Command Get-XFlowDeliveryHistory).ImplementingType.Assembly
+        $script:ParseTime = $assembly.GetType('XFlowDelivery.Model.Time', $true).GetMethod('Parse', [Reflection.BindingFlags]'Static, NonPublic')
+        $script:Invariant = [Globalization.CultureInfo]::InvariantCulture
+    }
+
+    It 'reads 2,000 generated engine times (yyyy-MM-ddTHH:mm:ss.fffZ) as DateTimeOffset.TryParse does' {
+        $random = [Random]::new(20261202)
+        $start = [DateTimeOffset]::new(1999, 1, 1, 0, 0, 0, [TimeSpan]::Zero)
+        $times = @(
+            foreach ($i in 1..2000) { $start.AddMilliseconds($random.NextDouble() * 40 * 365.25 * 86400000) }
+            [DateTimeOffset]::new(2028, 2, 29, 23, 59, 59, 999, [TimeSpan]::Zero)
+            [DateTimeOffset]::new(2026, 12, 31, 0, 0, 0, 0, [TimeSpan]::Zero)
+        )
+        foreach ($t in $times) {
+            $text = $t.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", $script:Invariant)
+            $expected = [DateTimeOffset]::Parse($text, $script:Invariant, [Globalization.DateTimeStyles]::AssumeUniversal)
+            $read = $script:ParseTime.Invoke($null, @($text))
+            $read | Should -Be $expected -Because $text
+            $read.Offset | Should -Be ([TimeSpan]::Zero) -Because $text
+        }
+    }
+
+    It 'reads other forms through DateTimeOffset.TryParse, and refuses what is no time (<Text>)' -TestCases @(
+        @{ Text = '2026-12-02T07:00:00+02:00'; Expected = '2026-12-02T05:00:00.000Z' }
+        @{ Text = '2026-12-02T05:00:00Z'; Expected = '2026-12-02T05:00:00.000Z' }
+        @{ Text = '2026-12-02T05:00:00.1234567Z'; Expected = '2026-12-02T05:00:00.123Z' }
+        @{ Text = '2026-02-29T05:00:00.000Z'; Expected = $null }
+        @{ Text = '2026-13-02T05:00:00.000Z'; Expected = $null }
+        @{ Text = '2026-12-02T24:00:00.000Z'; Expected = $null }
+        @{ Text = '2026-12-02T05:0x:00.000Z'; Expected = $null }
+        @{ Text = 'not a time at all, 24 ch'; Expected = $null }
+        @{ Text = ''; Expected = $null }
+    ) {
+        $read = $script:ParseTime.Invoke($null, @($Text))
+        if ($null -eq $Expected) { $read | Should -BeNullOrEmpty }
+        else { $read.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", $script:Invariant) | Should -Be $Expected }
+    }
+}

@@ -1,7 +1,8 @@
 # The scheduled task: the entry script XFlowDelivery.Task.ps1 in a child process
-# (`pwsh -NoProfile -NonInteractive -File <script> -ConfigPath <file>`) with one exit code per
-# outcome, the task definitions Register-XFlowDeliveryTask produces, and their command line run
-# as systemd and Task Scheduler run it (the module found by name, the exit code passed through);
+# (`pwsh -NoProfile -NonInteractive -File <script> -ConfigPath <file>`, for runs by hand and tasks
+# registered by earlier builds) with one exit code per outcome, the task definitions
+# Register-XFlowDeliveryTask produces, and their command line run as systemd and Task Scheduler
+# run it (the newest module found by name and imported, the exit code passed through);
 # on Windows, as administrator, the task registered in Task Scheduler (a folder of its own) and the
 # runs' events in the Application log.
 BeforeDiscovery {
@@ -322,6 +323,7 @@ Describe 'Task definitions' {
         $script:Settings = [XFlowDelivery.XFlowTaskSettings]@{
             PowerShellPath            = 'C:\Program Files\PowerShell\7\pwsh.exe'
             ConfigPath                = 'C:\ProgramData\XFlowDelivery\config & løn.json'
+            ModuleAssemblyPath        = 'C:\Program Files\PowerShell\Modules\XFlowDelivery\1.2.0\XFlowDelivery.dll'
             WorkingDirectory          = 'C:\ProgramData\XFlowDelivery'
             Account                   = 'KOMMUNE\svc-xflow$'
             LogonType                 = 'Password'
@@ -331,7 +333,7 @@ Describe 'Task definitions' {
         }
     }
 
-    It 'Task Scheduler XML: every 3 minutes without end, IgnoreNew, StartWhenAvailable, a time limit in minutes, least privilege, the account, and an action that finds the module by name' {
+    It 'Task Scheduler XML: every 3 minutes without end, IgnoreNew, StartWhenAvailable, a time limit in minutes, least privilege, the account, and an action that imports the registered module or finds one by name' {
         [xml]$xml = [XFlowDelivery.XFlowDeliveryTaskDefinition]::ToTaskSchedulerXml($script:Settings)
         $ns = [Xml.XmlNamespaceManager]::new($xml.NameTable)
         $ns.AddNamespace('t', 'http://schemas.microsoft.com/windows/2004/02/mit/task')
@@ -349,12 +351,12 @@ Describe 'Task definitions' {
         (& $one '/t:Task/t:Actions/t:Exec/t:Command').InnerText | Should -Be 'C:\Program Files\PowerShell\7\pwsh.exe'
         (& $one '/t:Task/t:Actions/t:Exec/t:WorkingDirectory').InnerText | Should -Be 'C:\ProgramData\XFlowDelivery'
         $arguments = (& $one '/t:Task/t:Actions/t:Exec/t:Arguments').InnerText
-        # No path into a version folder: the module is looked up by name at every run.
+        # The registered copy first; when it is gone, the module looked up by name (text run only then).
         $arguments | Should -BeLike '-NoProfile -NonInteractive -Command "*"'
-        $arguments | Should -Match ([regex]::Escape("foreach (`$root in `$env:PSModulePath.Split([IO.Path]::PathSeparator))"))
-        $arguments | Should -Match ([regex]::Escape("-ConfigPath 'C:\ProgramData\XFlowDelivery\config & løn.json'"))
-        $arguments | Should -Match 'exit \$LASTEXITCODE"$'
-        $arguments | Should -Not -Match 'Modules[\\/]XFlowDelivery'
+        $arguments | Should -Match ([regex]::Escape("try { try { Import-Module -Name 'C:\Program Files\PowerShell\Modules\XFlowDelivery\1.2.0\XFlowDelivery.dll' -ErrorAction Stop } catch { Invoke-Expression '`$dll = `$null;"))
+        $arguments | Should -Match ([regex]::Escape("foreach (`$root in `$env:PSModulePath -split ''$([IO.Path]::PathSeparator)'')"))
+        $arguments | Should -Match ([regex]::Escape("exit (Invoke-XFlowDelivery -ConfigPath 'C:\ProgramData\XFlowDelivery\config & løn.json' -AsScheduledTask)"))
+        $arguments | Should -Match '-AsScheduledTask\)"$'
     }
 
     It '-TaskPath: the folder in the one form the Task Scheduler API takes, the task''s URI in it, and a path that names no folder refused' {
@@ -389,7 +391,7 @@ Describe 'Task definitions' {
         $argv = Split-XFlowSystemdCommand $execStart
         $argv.Count | Should -Be 5
         $argv[0..3] | Should -Be @('/opt/microsoft/powershell/7/pwsh', '-NoProfile', '-NonInteractive', '-Command')
-        $argv[4] | Should -Be ([XFlowDelivery.XFlowDeliveryTaskDefinition]::EntryCommand($s.ConfigPath))
+        $argv[4] | Should -Be ([XFlowDelivery.XFlowDeliveryTaskDefinition]::EntryCommand($s.ConfigPath, $s.ModuleAssemblyPath))
         $argv[4] | Should -Match ([regex]::Escape("-ConfigPath '/etc/xflow/100% `$HOME it''s.json'"))
         $timer | Should -Match '(?m)^OnUnitActiveSec=3min$'
         $timer | Should -Match '(?m)^Unit=xflow-delivery.service$'
@@ -405,9 +407,10 @@ Describe 'The task''s command line, run as systemd and Task Scheduler would run 
         $script:RealPwsh = Join-Path $PSHOME $(if ($PSVersionTable.PSEdition -eq 'Desktop') { 'powershell.exe' } elseif ($IsWindows) { 'pwsh.exe' } else { 'pwsh' })
         $script:Odd = New-XFlowTestDirectory -Name 'task line'
         function script:Get-TaskRuns {
-            # The systemd argv and the Task Scheduler command line for one configuration file.
-            param([string]$ConfigPath)
-            $s = [XFlowDelivery.XFlowTaskSettings]@{ PowerShellPath = $script:RealPwsh; ConfigPath = $ConfigPath; WorkingDirectory = $script:Odd; Account = 'xflow' }
+            # The systemd argv and the Task Scheduler command line for one configuration file, the
+            # task registered with this module's assembly (the built one) or the one given.
+            param([string]$ConfigPath, [string]$AssemblyPath = (Get-Command Invoke-XFlowDelivery).ImplementingType.Assembly.Location)
+            $s = [XFlowDelivery.XFlowTaskSettings]@{ PowerShellPath = $script:RealPwsh; ConfigPath = $ConfigPath; ModuleAssemblyPath = $AssemblyPath; WorkingDirectory = $script:Odd; Account = 'xflow' }
             $execStart = ([regex]::Match([XFlowDelivery.XFlowDeliveryTaskDefinition]::ToSystemdService($s), '(?m)^ExecStart=(.*)$')).Groups[1].Value
             [pscustomobject]@{
                 Argv        = Split-XFlowSystemdCommand $execStart
@@ -417,7 +420,7 @@ Describe 'The task''s command line, run as systemd and Task Scheduler would run 
     }
     BeforeEach { Reset-XFlowSim -Sim $script:Sim }
 
-    It 'runs the entry script of the module found by name and passes its exit code through (<Case>)' -ForEach @(
+    It 'imports the registered module, runs it and passes its exit code through (<Case>)' -ForEach @(
         @{ Case = 'systemd ExecStart' }
         @{ Case = 'Task Scheduler Arguments' }
     ) {
@@ -436,35 +439,124 @@ Describe 'The task''s command line, run as systemd and Task Scheduler would run 
         }
         $ok = & $run $runs
         $ok.ExitCode | Should -Be 0 -Because $ok.Output
+        $ok.Output | Should -Match 'Delivered SDLoen .* \(\d+ bytes\)'
         $ok.Output | Should -Match 'Succeeded; 1 delivered'
         @(Get-ChildItem -LiteralPath $setup.SdLoen -File).Count | Should -Be 1
         # Exit code 2 (configuration) comes through as 2, not as -Command's 0/1.
         $bad = & $run $missing
         $bad.ExitCode | Should -Be 2 -Because $bad.Output
+        $bad.Output | Should -Match 'did not start; exit code 2'
     }
 
-    It 'runs the newest version''s entry script across every PSModulePath entry (1.10.0 over 1.9.0 and an unversioned copy), skipping entries that do not exist' {
-        # Stand-in entry scripts that say which one ran and with what; the versions compare as versions, not text.
-        $roots = foreach ($name in 'first', 'second') { New-XFlowTestDirectory -Name "modules-$name" }
-        $copies = @{ '1.9.0' = Join-Path $roots[0] 'XFlowDelivery/1.9.0'; '1.10.0' = Join-Path $roots[1] 'XFlowDelivery/1.10.0'; 'unversioned' = Join-Path $roots[0] 'XFlowDelivery' }
-        foreach ($copy in $copies.GetEnumerator()) {
-            New-Item -ItemType Directory -Path $copy.Value -Force | Out-Null
-            Set-Content -LiteralPath (Join-Path $copy.Value 'XFlowDelivery.Task.ps1') -Value "param([string]`$ConfigPath) [Console]::Out.WriteLine('ran $($copy.Key) with ' + `$ConfigPath); exit 42"
+    Context 'which module it runs' {
+        BeforeAll {
+            # A stand-in module: Invoke-XFlowDelivery that says which folder it was loaded from and
+            # with what, and returns 42 (the exit code the command line must pass on).
+            $script:StandIn = Join-Path (New-XFlowTestDirectory -Name 'stand-in') 'XFlowDelivery.dll'
+            Add-Type -OutputAssembly $script:StandIn -TypeDefinition @'
+using System.IO;
+using System.Management.Automation;
+[Cmdlet(VerbsLifecycle.Invoke, "XFlowDelivery")]
+public sealed class StandInCommand : PSCmdlet
+{
+    [Parameter] public string ConfigPath { get; set; }
+    [Parameter] public SwitchParameter AsScheduledTask { get; set; }
+    protected override void ProcessRecord()
+    {
+        var folder = Path.GetFileName(Path.GetDirectoryName(typeof(StandInCommand).Assembly.Location));
+        System.Console.Out.WriteLine("ran " + folder + " with " + ConfigPath + (AsScheduledTask ? " as the task" : ""));
+        WriteObject(42);
+    }
+}
+'@
         }
-        $runs = Get-TaskRuns -ConfigPath (Join-Path $script:Odd 'some config.json')
-        $modulePath = @((Join-Path $script:Odd 'no such folder'), $roots[0], '', $roots[1]) -join [IO.Path]::PathSeparator
-        $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $modulePath }
-        $result.ExitCode | Should -Be 42 -Because $result.Output
-        $result.Output.Trim() | Should -Be "ran 1.10.0 with $(Join-Path $script:Odd 'some config.json')"
+
+        It 'runs the registered copy while it is the newest installed' {
+            $root = New-XFlowTestDirectory -Name 'modules-registered'
+            foreach ($folder in (Join-Path $root 'XFlowDelivery/1.9.0'), (Join-Path $root 'XFlowDelivery')) {
+                New-Item -ItemType Directory -Path $folder -Force | Out-Null
+                Copy-Item -LiteralPath $script:StandIn -Destination $folder
+            }
+            $runs = Get-TaskRuns -ConfigPath (Join-Path $script:Odd 'some config.json') -AssemblyPath (Join-Path $root 'XFlowDelivery/1.9.0/XFlowDelivery.dll')
+            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result.ExitCode | Should -Be 42 -Because $result.Output
+            $result.Output.Trim() | Should -Be "ran 1.9.0 with $(Join-Path $script:Odd 'some config.json') as the task"
+        }
+
+        It 'finds the newest by name when the registered copy is gone: 1.10.0 over 1.9.0 and an unversioned copy, across PSModulePath entries, skipping entries that do not exist' {
+            $roots = foreach ($name in 'first', 'second') { New-XFlowTestDirectory -Name "modules-$name" }
+            # The unversioned copy's folder is XFlowDelivery itself; it counts as version 0.0.
+            foreach ($folder in (Join-Path $roots[0] 'XFlowDelivery/1.9.0'), (Join-Path $roots[1] 'XFlowDelivery/1.10.0'), (Join-Path $roots[0] 'XFlowDelivery')) {
+                New-Item -ItemType Directory -Path $folder -Force | Out-Null
+                Copy-Item -LiteralPath $script:StandIn -Destination $folder
+            }
+            $gone = Join-Path $roots[0] 'XFlowDelivery/1.0.0/XFlowDelivery.dll'
+            $runs = Get-TaskRuns -ConfigPath (Join-Path $script:Odd 'some config.json') -AssemblyPath $gone
+            $modulePath = @((Join-Path $script:Odd 'no such folder'), $roots[0], '', $roots[1]) -join [IO.Path]::PathSeparator
+            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $modulePath }
+            $result.ExitCode | Should -Be 42 -Because $result.Output
+            $result.Output.Trim() | Should -Be "ran 1.10.0 with $(Join-Path $script:Odd 'some config.json') as the task"
+        }
+
+        It 'hands the run to a copy installed after registration (an update): the newer one runs, this one delivers nothing' {
+            $setup = New-TaskSetup
+            Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
+            $root = New-XFlowTestDirectory -Name 'modules-update'
+            $registered = Join-Path $root 'XFlowDelivery/0.0.1'
+            New-Item -ItemType Directory -Path (Split-Path -Parent $registered) -Force | Out-Null
+            Copy-Item -LiteralPath (Split-Path -Parent (Get-XFlowModuleManifest)) -Destination $registered -Recurse
+            $update = Join-Path $root 'XFlowDelivery/9.0.0'
+            New-Item -ItemType Directory -Path $update -Force | Out-Null
+            Copy-Item -LiteralPath $script:StandIn -Destination $update
+            $runs = Get-TaskRuns -ConfigPath $setup.Config -AssemblyPath (Join-Path $registered 'XFlowDelivery.dll')
+            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result.ExitCode | Should -Be 42 -Because $result.Output
+            $result.Output.Trim() | Should -Be "ran 9.0.0 with $($setup.Config) as the task"
+            @(Get-ChildItem -LiteralPath $setup.SdLoen -File).Count | Should -Be 0
+            (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
+            # Without the update, the registered copy runs itself.
+            Remove-Item -LiteralPath $update -Recurse -Force
+            $own = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $own.ExitCode | Should -Be 0 -Because $own.Output
+            $own.Output | Should -Match 'Succeeded; 1 delivered'
+        }
+
+        It 'never hands over from a copy that is not installed in PSModulePath (a build folder, a path given by hand)' {
+            $setup = New-TaskSetup
+            $root = New-XFlowTestDirectory -Name 'modules-elsewhere'
+            New-Item -ItemType Directory -Path (Join-Path $root 'XFlowDelivery/9.0.0') -Force | Out-Null
+            Copy-Item -LiteralPath $script:StandIn -Destination (Join-Path $root 'XFlowDelivery/9.0.0')
+            # The built module is not under $root: it runs the delivery itself.
+            $runs = Get-TaskRuns -ConfigPath $setup.Config
+            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result.ExitCode | Should -Be 0 -Because $result.Output
+            $result.Output | Should -Match 'Succeeded; 0 delivered'
+            $result.Output | Should -Not -Match 'ran 9\.0\.0'
+        }
+
+        It 'exits 1 with the line of a run that did not start when the newest module cannot be imported, and runs no older one' {
+            $setup = New-TaskSetup
+            $root = New-XFlowTestDirectory -Name 'modules-broken'
+            $old = Join-Path $root 'XFlowDelivery/1.0.0'
+            $broken = Join-Path $root 'XFlowDelivery/2.0.0'
+            New-Item -ItemType Directory -Path $old, $broken -Force | Out-Null
+            Copy-Item -LiteralPath $script:StandIn -Destination $old
+            Set-Content -LiteralPath (Join-Path $broken 'XFlowDelivery.dll') -Value 'not an assembly'
+            $runs = Get-TaskRuns -ConfigPath $setup.Config -AssemblyPath (Join-Path $broken 'XFlowDelivery.dll')
+            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result.ExitCode | Should -Be 1 -Because $result.Output
+            $result.Output | Should -Match 'XFlowDelivery run did not start: the module could not be found or imported; exit code 1\. First error: .*2\.0\.0'
+            $result.Output | Should -Not -Match 'ran 1\.0\.0'
+        }
     }
 
-    It 'exits 1 with a message naming PSModulePath when no XFlowDelivery is installed' {
+    It 'exits 1 with a message naming PSModulePath when the registered copy is gone and no XFlowDelivery is installed' {
         $setup = New-TaskSetup
-        $runs = Get-TaskRuns -ConfigPath $setup.Config
         $empty = New-XFlowTestDirectory -Name 'no-modules'
+        $runs = Get-TaskRuns -ConfigPath $setup.Config -AssemblyPath (Join-Path $empty 'XFlowDelivery/1.0.0/XFlowDelivery.dll')
         $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $empty }
         $result.ExitCode | Should -Be 1 -Because $result.Output
-        $result.Output | Should -Match 'not installed where this account''s PowerShell finds modules \(PSModulePath\)'
+        $result.Output | Should -Match 'did not start: the module could not be found or imported; exit code 1\. First error: The XFlowDelivery module is not installed where this account''s PowerShell finds modules \(PSModulePath\)'
         (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
     }
 }
@@ -618,11 +710,12 @@ Describe 'Task Scheduler and the Application log (Windows only, as administrator
         $exec = & $one '/t:Task/t:Actions/t:Exec'
         $exec.Command | Should -Be $defined.Command
         Test-Path -LiteralPath $exec.Command | Should -BeTrue
-        # No path into a version folder: the module is looked up by name at every run.
+        # The newest copy installed for all users (else this one) first; the module looked up by name when it is gone.
         $exec.Arguments | Should -BeLike '-NoProfile -NonInteractive -Command "*"'
-        $exec.Arguments | Should -Match ([regex]::Escape('foreach ($root in $env:PSModulePath.Split([IO.Path]::PathSeparator))'))
-        $exec.Arguments | Should -Match ([regex]::Escape("-ConfigPath '$($script:Registered.ConfigPath)'"))
-        $exec.Arguments | Should -Match 'exit \$LASTEXITCODE"$'
+        $exec.Arguments | Should -Match "^-NoProfile -NonInteractive -Command `"try \{ try \{ Import-Module -Name '[^']+\\XFlowDelivery\.dll' -ErrorAction Stop \}"
+        $exec.Arguments | Should -Match ([regex]::Escape("foreach (`$root in `$env:PSModulePath -split '';'')"))
+        $exec.Arguments | Should -Match ([regex]::Escape("-ConfigPath '$($script:Registered.ConfigPath)' -AsScheduledTask)"))
+        $exec.Arguments | Should -Match '-AsScheduledTask\)"$'
 
         # Registering again without -Force leaves it as it is, and says so.
         $again = Register-XFlowDeliveryTask -ConfigPath $script:WinSetup.Config -Account $script:Me.Name -LogonType S4U `
@@ -631,21 +724,34 @@ Describe 'Task Scheduler and the Application log (Windows only, as administrator
         ($warnings -join ' ') | Should -Match 'already exists.*-Force'
     }
 
-    It 'each run of the entry script writes exactly one event to the Application log, source XFlowDelivery, id 100 + exit code: 100 after a delivery, 102 for a missing configuration file (Windows only, as administrator: the event source)' -Skip:(-not $script:Elevated) {
+    It 'each run writes exactly one event to the Application log, source XFlowDelivery, id 100 + exit code: 100 after a delivery, 102 for a missing configuration file, 101 when the module cannot be found; by the task''s command line and by the entry script (Windows only, as administrator: the event source)' -Skip:(-not $script:Elevated) {
         # Register-XFlowDeliveryTask (BeforeAll) registered the source, as it does for an administrator.
         [Diagnostics.EventLog]::SourceExists('XFlowDelivery') | Should -BeTrue
         [Diagnostics.EventLog]::LogNameFromSourceName('XFlowDelivery', '.') | Should -Be 'Application'
-        Reset-XFlowSim -Sim $script:Sim
-        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
         $setup = New-TaskSetup -Extra @{ Scope = 'LocalMachine'; ServiceAccount = $script:Me.Name }
         $missing = Join-Path $setup.Root ('missing-' + [Guid]::NewGuid().ToString('N') + '.json')
+        $thisPwsh = Join-Path $PSHOME $(if ($PSVersionTable.PSEdition -eq 'Desktop') { 'powershell.exe' } else { 'pwsh.exe' })
+        $moduleRoot = Split-Path -Parent (Split-Path -Parent (Get-XFlowModuleManifest))
+        $noModules = New-XFlowTestDirectory -Name 'no-modules'
+        $commandLine = {
+            param($config, $modulePath, $assembly)
+            $s = [XFlowDelivery.XFlowTaskSettings]@{ PowerShellPath = $thisPwsh; ConfigPath = $config; ModuleAssemblyPath = $assembly; WorkingDirectory = $setup.Root; Account = $script:Me.Name }
+            Invoke-XFlowProcess -FilePath $thisPwsh -CommandLine ([XFlowDelivery.XFlowDeliveryTaskDefinition]::Arguments($s)) -Environment @{ PSModulePath = $modulePath }
+        }
+        $built = (Get-Command Invoke-XFlowDelivery).ImplementingType.Assembly.Location
+        $gone = Join-Path $noModules 'XFlowDelivery\1.0.0\XFlowDelivery.dll'
         foreach ($case in @(
-                @{ Config = $setup.Config; ExitCode = 0; Level = 4; Says = 'Succeeded; 1 delivered' }
-                @{ Config = $missing; ExitCode = 2; Level = 2; Says = 'did not start' })) {
+                @{ Via = 'command line'; Config = $setup.Config; Modules = $moduleRoot; Assembly = $built; ExitCode = 0; Level = 4; Says = 'Succeeded; 1 delivered' }
+                @{ Via = 'command line'; Config = $missing; Modules = $moduleRoot; Assembly = $built; ExitCode = 2; Level = 2; Says = 'did not start' }
+                @{ Via = 'command line'; Config = $missing; Modules = $noModules; Assembly = $gone; ExitCode = 1; Level = 2; Says = 'the module could not be found or imported' }
+                @{ Via = 'entry script'; Config = $setup.Config; ExitCode = 0; Level = 4; Says = 'Succeeded; 1 delivered' }
+                @{ Via = 'entry script'; Config = $missing; ExitCode = 2; Level = 2; Says = 'did not start' })) {
+            Reset-XFlowSim -Sim $script:Sim
+            Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
             $since = Get-Date
             # The token is protected for this computer (LocalMachine): the run decrypts it, as the task would.
-            $run = Invoke-TaskScript -ConfigPath $case.Config
-            $run.ExitCode | Should -Be $case.ExitCode -Because $run.Output
+            $run = if ($case.Via -eq 'command line') { & $commandLine $case.Config $case.Modules $case.Assembly } else { Invoke-TaskScript -ConfigPath $case.Config }
+            $run.ExitCode | Should -Be $case.ExitCode -Because "$($case.Via): $($run.Output)"
             $line = @(($run.Output -split "`r?`n") | Where-Object { $_ -like 'XFlowDelivery run *' })
             $line.Count | Should -Be 1 -Because $run.Output
             $line[0] | Should -Match ([regex]::Escape($case.Says))
@@ -659,7 +765,7 @@ Describe 'Task Scheduler and the Application log (Windows only, as administrator
             Start-Sleep -Seconds 1
             $events = @(& $ofThisRun)
             $seen = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue | ForEach-Object { "$($_.Id): $($_.Message)" }) -join "`n"
-            $events.Count | Should -Be 1 -Because "one run, one event (exit code $($case.ExitCode)); since the run: $seen"
+            $events.Count | Should -Be 1 -Because "$($case.Via): one run, one event (exit code $($case.ExitCode)); since the run: $seen"
             $events[0].Id | Should -Be (100 + $case.ExitCode)
             $events[0].Level | Should -Be $case.Level
             $events[0].Message.Contains($script:Sim.Token) | Should -BeFalse

@@ -1,5 +1,6 @@
 using System;
 using System.Globalization;
+using System.IO;
 using System.Linq;
 using System.Text;
 using System.Xml.Linq;
@@ -16,6 +17,8 @@ namespace XFlowDelivery
         /// <summary>Full path of pwsh.exe / powershell.exe (Windows) or pwsh (Linux).</summary>
         public string PowerShellPath { get; set; } = "";
         public string ConfigPath { get; set; } = "";
+        /// <summary>The XFlowDelivery.dll the task imports first (EntryCommand): the newest installed when registered; this one by default.</summary>
+        public string ModuleAssemblyPath { get; set; } = typeof(XFlowTaskSettings).Assembly.Location;
         public string WorkingDirectory { get; set; } = "";
         /// <summary>DOMAIN\user, or DOMAIN\gmsa$ for a group managed service account.</summary>
         public string Account { get; set; } = "";
@@ -87,34 +90,57 @@ namespace XFlowDelivery
         private static readonly XNamespace Ns = "http://schemas.microsoft.com/windows/2004/02/mit/task";
 
         /// <summary>
-        /// What the task runs: the entry script XFlowDelivery.Task.ps1 of the newest XFlowDelivery
-        /// installed where the task's PowerShell finds modules (the highest version folder under an
-        /// XFlowDelivery folder in any PSModulePath entry; one without a version folder counts as
-        /// 0.0), looked up at every run, so that Update-PSResource and removing an old version never
-        /// break the task (a path into a version folder would). Found with .NET calls, not
-        /// Get-Module -ListAvailable | Sort-Object | Select-Object and Join-Path: those read every
-        /// manifest and load two more modules, about 160 ms of every run (docs/benchmarks.md). The
-        /// explicit exit passes the entry script's exit code through unchanged (a -Command ending
-        /// without one reports only 0 or 1), and a module that cannot be found or started is exit
-        /// code 1, never 0. No double quotes inside: the text travels in one double-quoted argument
-        /// on Windows and in systemd.
+        /// What the task runs: the assembly Register-XFlowDeliveryTask found as the newest installed
+        /// (<paramref name="assemblyPath"/>) imported, then Invoke-XFlowDelivery -AsScheduledTask,
+        /// whose exit code is the task's. That run first looks for a newer installed copy and, if
+        /// there is one, hands the run to it (TaskHandover), so an update takes effect at the next
+        /// run. If the assembly is gone (an old version uninstalled), <see cref="LookupScript"/>
+        /// finds the newest installed one by name instead, so Update-PSResource and removing an old
+        /// version never break the task. A module that cannot be found or imported is reported
+        /// like a run that did not start: a line, exit code 1 and (on Windows) the event.
+        /// Every statement compiled here is paid by each of the 480 runs a day in a fresh process
+        /// (docs/benchmarks.md, seventh round): the assembly, not the manifest, nor an entry
+        /// script; no .NET member, since the first a fresh PowerShell compiles costs it about 25 ms
+        /// and member access costs its compile even where it never runs: the lookup and the event
+        /// write are text that Invoke-Expression compiles only when needed. No double quotes
+        /// inside: the text travels in one double-quoted argument on Windows and in systemd.
         /// </summary>
-        public static string EntryCommand(string configPath) =>
-            "try { $task = $null; $newest = $null; " +
-            "foreach ($root in $env:PSModulePath.Split([IO.Path]::PathSeparator)) { " +
-            "$folder = $root + '/XFlowDelivery'; " +
-            "if (-not $root -or -not [IO.Directory]::Exists($folder)) { continue }; " +
-            "foreach ($candidate in [IO.Directory]::GetFiles($folder, 'XFlowDelivery.Task.ps1', 'AllDirectories')) { " +
-            "$version = $null; " +
-            "if (-not [Version]::TryParse([IO.Path]::GetFileName([IO.Path]::GetDirectoryName($candidate)), [ref]$version)) { $version = [Version]'0.0' }; " +
-            "if ($null -eq $newest -or $version -gt $newest) { $task = $candidate; $newest = $version } } }; " +
-            "if ($null -eq $task) { throw 'The XFlowDelivery module is not installed where this account''s PowerShell finds modules (PSModulePath): install it for all users.' }; " +
-            "& $task -ConfigPath " + PowerShellQuote(configPath) +
-            " } catch { [Console]::Error.WriteLine('XFlowDelivery: ' + $_); exit 1 }; exit $LASTEXITCODE";
+        public static string EntryCommand(string configPath, string assemblyPath) =>
+            "try { try { Import-Module -Name " + PowerShellQuote(assemblyPath) + " -ErrorAction Stop } " +
+            "catch { Invoke-Expression " + PowerShellQuote(LookupScript) + " } " +
+            "} catch { $line = 'XFlowDelivery run did not start: the module could not be found or imported; exit code 1. First error: ' + $_; $line; " +
+            "if ($IsWindows -ne $false) { Invoke-Expression " + PowerShellQuote(ImportFailureEventScript) + " }; exit 1 }; " +
+            "exit (Invoke-XFlowDelivery -ConfigPath " + PowerShellQuote(configPath) + " -AsScheduledTask)";
+
+        /// <summary>
+        /// Imports the newest XFlowDelivery installed where this PowerShell finds modules: the
+        /// highest version folder under an XFlowDelivery folder in any PSModulePath entry, one
+        /// without a version folder counting as 0.0 (as <see cref="InstalledModule"/> finds them);
+        /// throws when there is none. PSModulePath's separator is this platform's, where the task
+        /// is registered.
+        /// </summary>
+        internal static readonly string LookupScript =
+            "$dll = $null; $newest = $null; " +
+            "foreach ($root in $env:PSModulePath -split '" + Path.PathSeparator + "') { " +
+            "if (-not $root -or -not [IO.Directory]::Exists($root + '/XFlowDelivery')) { continue }; " +
+            "foreach ($candidate in [IO.Directory]::GetFiles($root + '/XFlowDelivery', 'XFlowDelivery.dll', 'AllDirectories')) { " +
+            "$version = $null; if (-not [Version]::TryParse([IO.Path]::GetFileName([IO.Path]::GetDirectoryName($candidate)), [ref]$version)) { $version = [Version]'0.0' }; " +
+            "if ($null -eq $newest -or $version -gt $newest) { $dll = $candidate; $newest = $version } } }; " +
+            "if ($null -eq $dll) { throw 'The XFlowDelivery module is not installed where this account''s PowerShell finds modules (PSModulePath): install it for all users.' }; " +
+            "Import-Module -Name $dll -ErrorAction Stop";
+
+        /// <summary>
+        /// NOT RUN HERE (Windows only; Windows PowerShell 5.1 has no $IsWindows, hence the test
+        /// against $false above). The event of a run that did not start: id 101, the line in $line.
+        /// Writing it never changes the exit code.
+        /// </summary>
+        internal const string ImportFailureEventScript =
+            "try { [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', $line, 'Error', 101) } " +
+            "catch { [Console]::Error.WriteLine('XFlowDelivery: could not write the event log entry: ' + $_.Exception.Message) }";
 
         /// <summary>The arguments after the executable (Task Scheduler's Arguments).</summary>
         public static string Arguments(XFlowTaskSettings s) =>
-            "-NoProfile -NonInteractive -Command " + Quote(EntryCommand(s.ConfigPath));
+            "-NoProfile -NonInteractive -Command " + Quote(EntryCommand(s.ConfigPath, s.ModuleAssemblyPath));
 
         /// <summary>Task Scheduler 1.2 XML (Windows Server 2008 R2 and later).</summary>
         public static string ToTaskSchedulerXml(XFlowTaskSettings s)
@@ -173,7 +199,7 @@ namespace XFlowDelivery
             text.Append("User=").Append(s.Account).Append('\n');
             text.Append("WorkingDirectory=").Append(s.WorkingDirectory.Replace("%", "%%")).Append('\n');
             text.Append("ExecStart=").Append(SystemdQuote(s.PowerShellPath))
-                .Append(" -NoProfile -NonInteractive -Command ").Append(SystemdQuote(EntryCommand(s.ConfigPath))).Append('\n');
+                .Append(" -NoProfile -NonInteractive -Command ").Append(SystemdQuote(EntryCommand(s.ConfigPath, s.ModuleAssemblyPath))).Append('\n');
             text.Append("TimeoutStartSec=").Append(s.ExecutionTimeLimitMinutes.ToString(CultureInfo.InvariantCulture)).Append("min\n");
             return text.ToString();
         }

@@ -3,11 +3,14 @@
     Scheduled-task entry point: one XFlowDelivery run from a configuration file, one exit code.
 
 .DESCRIPTION
-    Run by the task Register-XFlowDeliveryTask registers: its -Command finds the newest installed
-    XFlowDelivery by name and runs this script of that version, passing the exit code on; by hand:
+    For running one scheduled run by hand:
         pwsh.exe -NoProfile -NonInteractive -File <module>\XFlowDelivery.Task.ps1 -ConfigPath <file>
-    (or powershell.exe). Always ends with an explicit exit code below 256, so Task Scheduler's
-    Last Run Result and event 201 carry it (docs/monitoring.md):
+    (or powershell.exe), and for tasks registered by earlier builds, whose command line runs this
+    script of the newest installed version, so it stays in the module. The command line
+    Register-XFlowDeliveryTask registers now does the same itself (import, then
+    Invoke-XFlowDelivery -AsScheduledTask), without this script (docs/monitoring.md).
+    Always ends with an explicit exit code below 256, so Task Scheduler's Last Run Result and
+    event 201 carry it (docs/monitoring.md):
         0  nothing needs attention (delivered, nothing pending, or another run holds the lock)
         1  unexpected error        2  configuration          3  authentication or token
         4  network or server       5  import folder (missing, access denied, disk full)
@@ -34,12 +37,13 @@ try {
 }
 catch {
     # Without the module nothing else can report the run: its line, exit code 1, and the event.
-    $line = 'XFlowDelivery run did not start: the module could not be imported; exit code 1. First error: ' + $_.Exception.Message
-    [Console]::Out.WriteLine($line)
-    # NOT RUN HERE (Windows only; 5.1 has no $IsWindows).
-    if ([Environment]::OSVersion.Platform -eq [PlatformID]::Win32NT) {
-        try { [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', $line, 'Error', 101) }
-        catch { [Console]::Error.WriteLine('XFlowDelivery: could not write the event log entry: ' + $_.Exception.Message) }
+    # No .NET member here: compiling one costs every run, even when this never runs; the event
+    # write is text until it runs (the same as XFlowDeliveryTaskDefinition.ImportFailureEventScript).
+    $line = 'XFlowDelivery run did not start: the module could not be imported; exit code 1. First error: ' + $_
+    $line
+    # NOT RUN HERE (Windows only; Windows PowerShell 5.1 has no $IsWindows).
+    if ($IsWindows -ne $false) {
+        Invoke-Expression "try { [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', `$line, 'Error', 101) } catch { [Console]::Error.WriteLine('XFlowDelivery: could not write the event log entry: ' + `$_.Exception.Message) }"
     }
     exit 1
 }

@@ -1,5 +1,6 @@
 using System;
 using System.Globalization;
+using System.IO;
 using System.Management.Automation;
 using System.Security;
 using XFlowDelivery.Config;
@@ -75,6 +76,7 @@ namespace XFlowDelivery.Cmdlets
                 Deliver();
                 return;
             }
+            if (TaskHandover.Newer() is InstalledModule newer && HandOver(newer)) return;
             _task = new TaskReport();
             try
             {
@@ -90,6 +92,25 @@ namespace XFlowDelivery.Cmdlets
                 _task.Ended(new ErrorRecord(ex, "Unexpected", ErrorCategory.NotSpecified, ConfigPath));
             }
             WriteObject(_task.Finish(InvokeCommand));
+        }
+
+        /// <summary>
+        /// Hands the run to a newer installed copy (TaskHandover) and writes its exit code; false,
+        /// with a warning, when it cannot be started, so that this copy still runs.
+        /// </summary>
+        private bool HandOver(InstalledModule newer)
+        {
+            WriteVerbose($"XFlowDelivery {newer.Version} is installed ('{newer.AssemblyPath}'): the run goes to it.");
+            try
+            {
+                WriteObject(TaskHandover.Run(newer, SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath)));
+                return true;
+            }
+            catch (Exception ex) when (ex is System.ComponentModel.Win32Exception || ex is InvalidOperationException || ex is IOException)
+            {
+                WriteWarning($"The run could not be handed to XFlowDelivery {newer.Version} ('{newer.AssemblyPath}'): {ex.Message}. This copy runs it; run Register-XFlowDeliveryTask -Force to name the newer one in the task.");
+                return false;
+            }
         }
 
         private protected override void Terminate(ErrorRecord record)

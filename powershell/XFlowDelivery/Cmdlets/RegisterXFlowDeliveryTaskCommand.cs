@@ -120,6 +120,7 @@ namespace XFlowDelivery.Cmdlets
                 TaskFolder = taskFolder,
                 PowerShellPath = FindPowerShell(windows),
                 ConfigPath = configFile,
+                ModuleAssemblyPath = AssemblyToRun(),
                 WorkingDirectory = Path.GetDirectoryName(configFile)!,
                 Account = account,
                 LogonType = LogonType,
@@ -165,8 +166,9 @@ namespace XFlowDelivery.Cmdlets
         }
 
         /// <summary>
-        /// The task finds the module by name at every run (XFlowDeliveryTaskDefinition.EntryCommand):
-        /// warn when this copy lies outside PSModulePath, or only in this user's own module folder.
+        /// The task runs the newest copy installed for all users, and finds one by name when that
+        /// is gone (XFlowDeliveryTaskDefinition.EntryCommand): warn when this copy lies outside
+        /// PSModulePath, or only in this user's own module folder.
         /// </summary>
         private void WarnIfNotFoundByName(string account)
         {
@@ -175,7 +177,7 @@ namespace XFlowDelivery.Cmdlets
             string fix = "Install it for all users (Install-PSResource XFlowDelivery -Scope AllUsers, or Install-Module XFlowDelivery -Scope AllUsers).";
             if (root == null)
             {
-                WriteWarning($"The task starts the newest XFlowDelivery it finds by name, but this one was imported from '{moduleBase}', which is not under PSModulePath: the task will not find it. {fix}");
+                WriteWarning($"This XFlowDelivery was imported from '{moduleBase}', which is not under PSModulePath: unless a copy is installed there, the task runs this one while it stays there, and finds none by name after it is moved or removed. {fix}");
             }
             else if (IsUnderProfile(root) && !string.Equals(account, Environment.UserName, StringComparison.OrdinalIgnoreCase)
                      && !account.EndsWith("\\" + Environment.UserName, StringComparison.OrdinalIgnoreCase))
@@ -183,6 +185,14 @@ namespace XFlowDelivery.Cmdlets
                 WriteWarning($"XFlowDelivery is installed in '{root}', a module folder of the current user only: the task's account '{account}' will not find it. {fix}");
             }
         }
+
+        /// <summary>
+        /// The assembly the task imports first: the newest copy installed for all users (module
+        /// folders under a user profile are not the task account's), else this one.
+        /// </summary>
+        private static string AssemblyToRun() =>
+            InstalledModule.Newest(InstalledModule.All(Environment.GetEnvironmentVariable("PSModulePath"), IsUnderProfile))?.AssemblyPath
+            ?? typeof(RegisterXFlowDeliveryTaskCommand).Assembly.Location;
 
         /// <summary>The PSModulePath entry that holds this module folder (directly or as a version folder), or null.</summary>
         internal static string? ModulePathRoot(string moduleBase, string? psModulePath)
