@@ -51,7 +51,7 @@ $Settings = if ($Quick) {
 } else {
     # The disk limit publishes DiskCount files per setting: enough for a steady rate; seven runs
     # of the full backlog per round would triple the bench's time.
-    @{ DrainCount = 5000; DiskCount = 2000; DrainRounds = 3; FileSize = 4096; IdleRepeats = 10; WarmRepeats = 10
+    @{ DrainCount = 5000; DiskCount = 2000; DrainRounds = 3; FileSize = 4096; IdleRepeats = 15; WarmRepeats = 10
        MemorySmall = 1000; MemoryLarge = 50000; MemoryFileSize = 2048; LargeBytes = 256MB; LargePageCount = 100; LargePageBytes = 4MB
        YearRuns = 175000; YearDeliveries = 150000; JournalRepeats = 10 }
 }
@@ -414,6 +414,13 @@ function Measure-Idle {
     if (@(Get-ChildItem -LiteralPath $f.SdLoen, $f.Prisme -Force).Count -ne 0) { throw 'an idle run wrote a file' }
     $medians = @{}
     foreach ($k in $times.Keys) { $medians[$k] = $times[$k].Count ? (Get-Median $times[$k]) : $null }
+    # One start's cost over another's: the median of their differences round by round, which the
+    # machine's drift between rounds hits far less than the difference of separate medians.
+    $over = {
+        param($a, $b)
+        if (-not $times[$a].Count) { return $null }
+        Get-Median @(for ($i = 0; $i -lt $times[$a].Count; $i++) { $times[$a][$i] - $times[$b][$i] })
+    }
     [pscustomobject]@{
         BareMs        = $medians.Bare
         FloorMs       = $medians.Floor
@@ -425,6 +432,13 @@ function Measure-Idle {
         ShippedReason  = $shipped.Reason
         ReferenceMs   = $medians.Reference
         WarmMs        = Get-Median $warm.runMs
+        OursOverBare         = & $over 'Ours' 'Bare'
+        FloorOverBare        = & $over 'Floor' 'Bare'
+        OursOverFloor        = & $over 'Ours' 'Floor'
+        ScriptOverBare       = & $over 'Script' 'Bare'
+        ShippedOursOverBare  = & $over 'ShippedOurs' 'ShippedBare'
+        ShippedFloorOverBare = & $over 'ShippedFloor' 'ShippedBare'
+        ShippedOursOverFloor = & $over 'ShippedOurs' 'ShippedFloor'
     }
 }
 
@@ -625,17 +639,17 @@ $ratios = [ordered]@{
     # best any client can reach here publishes at the disk limit with the server at its own.
     drainSerialCeilingOverDiskLimit = [Math]::Round((1 / (1 / $drain.DiskBest.FilesPerSec + 1 / $drain.ServerPerSec)) / $drain.DiskBest.FilesPerSec, 2)
     drainOursOverSerialCeiling = [Math]::Round($drain.OursPerSec * (1 / $drain.DiskBest.FilesPerSec + 1 / $drain.ServerPerSec), 2)
-    idleOverheadOverBareMs   = [Math]::Round($idle.OursMs - $idle.BareMs)
-    # What any binary module's import and first cmdlet cost (bench/Floor), and ours beyond that
-    # (finding the newest installed module, then its work).
-    idleFloorOverBareMs      = [Math]::Round($idle.FloorMs - $idle.BareMs)
-    idleOverheadOverFloorMs  = [Math]::Round($idle.OursMs - $idle.FloorMs)
+    # Idle differences are medians of the differences round by round (Measure-Idle).
+    idleOverheadOverBareMs   = [Math]::Round($idle.OursOverBare)
+    # What any binary module's import and first cmdlet cost (bench/Floor), and ours beyond that.
+    idleFloorOverBareMs      = [Math]::Round($idle.FloorOverBare)
+    idleOverheadOverFloorMs  = [Math]::Round($idle.OursOverFloor)
     # The entry script that tasks registered by earlier builds run.
-    idleEntryScriptOverBareMs = [Math]::Round($idle.ScriptMs - $idle.BareMs)
+    idleEntryScriptOverBareMs = [Math]::Round($idle.ScriptOverBare)
     # The same in pwsh as shipped (its assemblies compiled ahead of time, as the release packages are).
-    idleShippedOverheadOverBareMs = $idle.ShippedOursMs ? [Math]::Round($idle.ShippedOursMs - $idle.ShippedBareMs) : $null
-    idleShippedFloorOverBareMs    = $idle.ShippedFloorMs ? [Math]::Round($idle.ShippedFloorMs - $idle.ShippedBareMs) : $null
-    idleShippedOverheadOverFloorMs = $idle.ShippedOursMs ? [Math]::Round($idle.ShippedOursMs - $idle.ShippedFloorMs) : $null
+    idleShippedOverheadOverBareMs = $null -ne $idle.ShippedOursOverBare ? [Math]::Round($idle.ShippedOursOverBare) : $null
+    idleShippedFloorOverBareMs    = $null -ne $idle.ShippedFloorOverBare ? [Math]::Round($idle.ShippedFloorOverBare) : $null
+    idleShippedOverheadOverFloorMs = $null -ne $idle.ShippedOursOverFloor ? [Math]::Round($idle.ShippedOursOverFloor) : $null
     idleReferenceOverBareMs  = [Math]::Round($idle.ReferenceMs - $idle.BareMs)
     idleOursOverReference    = [Math]::Round($idle.OursMs / $idle.ReferenceMs, 2)
     memoryGrowthMiB          = & $MiB ($big.PeakKiB - $small.PeakKiB)

@@ -192,28 +192,41 @@ $null = Register-XFlowDeliveryTask -ConfigPath $Config -Account 'svc-other' -Wha
         $use.Output.Contains($script:Sim.Token) | Should -BeFalse
         $script:Definition = ([regex]::Match($use.Output, '(?s)DEFINITION-BEGIN\r?\n(.*)DEFINITION-END')).Groups[1].Value
         $script:Definition | Should -Match '(?m)^ExecStart='
-        $script:Definition | Should -Not -Match ([regex]::Escape("XFlowDelivery/$script:Version")) -Because 'the task must not point into a version folder'
+        # It names the copy that runs now; an update is found at run time (next test).
+        $script:Definition | Should -Match ([regex]::Escape("Import-Module -Name '") + "[^']*" + [regex]::Escape("XFlowDelivery/$script:Version/XFlowDelivery.dll' -ErrorAction Stop"))
     }
 
-    It 'the task''s exact command line still runs after Update-PSResource to a new version and removal of the old one, exit code 0' {
+    It 'the task''s exact command line still runs after Update-PSResource to a new version (the run handed to it), and after removal of the old one (found by name), exit code 0' {
         if (-not $script:Definition) { throw 'the previous test did not produce a task definition' }
-        $update = Invoke-AsAdmin -ArgumentList $script:Pkg2.Path, $script:Version -Script @'
-param($Nupkg, $Old)
+        # Exactly what systemd runs: ExecStart's argv, as the same user (same HOME).
+        $argv = Split-XFlowSystemdCommand ([regex]::Match($script:Definition, '(?m)^ExecStart=(.*)$')).Groups[1].Value
+        $runTask = { Invoke-XFlowProcess -FilePath $argv[0] -ArgumentList $argv[1..($argv.Count - 1)] -Environment $script:AdminEnv -WorkingDirectory $script:AdminHome }
+        $update = Invoke-AsAdmin -ArgumentList $script:Pkg2.Path -Script @'
+param($Nupkg)
 Publish-PSResource -NupkgPath $Nupkg -Repository XFlowLocal
 Update-PSResource -Name XFlowDelivery -Repository XFlowLocal -Scope CurrentUser
-Uninstall-PSResource -Name XFlowDelivery -Version $Old -Scope CurrentUser
 Get-InstalledPSResource -Name XFlowDelivery | ForEach-Object { "INSTALLED $($_.Version)" }
 '@
         $update.ExitCode | Should -Be 0 -Because $update.Output
-        @([regex]::Matches($update.Output, 'INSTALLED (\S+)') | ForEach-Object { $_.Groups[1].Value }) | Should -Be @($script:NextVersion)
-        Test-Path -LiteralPath (Join-Path $script:AdminEnv.XDG_DATA_HOME "powershell/Modules/XFlowDelivery/$script:Version") | Should -BeFalse
-
+        @([regex]::Matches($update.Output, 'INSTALLED (\S+)') | ForEach-Object { $_.Groups[1].Value } | Sort-Object) | Should -Be @(@($script:Version, $script:NextVersion) | Sort-Object)
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
-        # Exactly what systemd runs: ExecStart's argv, as the same user (same HOME).
-        $argv = Split-XFlowSystemdCommand ([regex]::Match($script:Definition, '(?m)^ExecStart=(.*)$')).Groups[1].Value
-        $run = Invoke-XFlowProcess -FilePath $argv[0] -ArgumentList $argv[1..($argv.Count - 1)] -Environment $script:AdminEnv -WorkingDirectory $script:AdminHome
+        $run = & $runTask
         $run.ExitCode | Should -Be 0 -Because $run.Output
         $run.Output | Should -Match 'Succeeded; 1 delivered'
         @(Get-ChildItem -LiteralPath $script:Run.SdLoen, $script:Run.Prisme -File).Count | Should -Be 3
+
+        $remove = Invoke-AsAdmin -ArgumentList $script:Version -Script @'
+param($Old)
+Uninstall-PSResource -Name XFlowDelivery -Version $Old -Scope CurrentUser
+Get-InstalledPSResource -Name XFlowDelivery | ForEach-Object { "INSTALLED $($_.Version)" }
+'@
+        $remove.ExitCode | Should -Be 0 -Because $remove.Output
+        @([regex]::Matches($remove.Output, 'INSTALLED (\S+)') | ForEach-Object { $_.Groups[1].Value }) | Should -Be @($script:NextVersion)
+        Test-Path -LiteralPath (Join-Path $script:AdminEnv.XDG_DATA_HOME "powershell/Modules/XFlowDelivery/$script:Version") | Should -BeFalse
+        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{ count = 1; systems = @('SDLoen') } | Out-Null
+        $run = & $runTask
+        $run.ExitCode | Should -Be 0 -Because $run.Output
+        $run.Output | Should -Match 'Succeeded; 1 delivered'
+        @(Get-ChildItem -LiteralPath $script:Run.SdLoen, $script:Run.Prisme -File).Count | Should -Be 4
     }
 }

@@ -514,6 +514,13 @@ public sealed class StandInCommand : PSCmdlet
             $result.Output.Trim() | Should -Be "ran 9.0.0 with $($setup.Config) as the task"
             @(Get-ChildItem -LiteralPath $setup.SdLoen -File).Count | Should -Be 0
             (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
+            # A preview stays a preview: the newer copy would deliver, so this one previews.
+            $preview = Invoke-XFlowProcess -FilePath $script:RealPwsh -Environment @{ PSModulePath = $root } -ArgumentList @('-NoProfile', '-NonInteractive', '-Command',
+                "Import-Module -Name '$(Join-Path $registered 'XFlowDelivery.dll')'; exit (Invoke-XFlowDelivery -ConfigPath '$($setup.Config)' -AsScheduledTask -WhatIf)")
+            $preview.Output | Should -Match 'What if: Performing the operation "Hand the run to the newer installed copy" on target "XFlowDelivery 9\.0\.0'
+            $preview.Output | Should -Not -Match 'ran 9\.0\.0'
+            $preview.ExitCode | Should -Be 0 -Because $preview.Output
+            (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
             # Without the update, the registered copy runs itself.
             Remove-Item -LiteralPath $update -Recurse -Force
             $own = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }

@@ -96,11 +96,13 @@ namespace XFlowDelivery.Cmdlets
 
         /// <summary>
         /// Hands the run to a newer installed copy (TaskHandover) and writes its exit code; false,
-        /// with a warning, when it cannot be started, so that this copy still runs.
+        /// with a warning, when it cannot be started, so that this copy still runs, and under
+        /// -WhatIf.
         /// </summary>
         private bool HandOver(InstalledModule newer)
         {
-            WriteVerbose($"XFlowDelivery {newer.Version} is installed ('{newer.AssemblyPath}'): the run goes to it.");
+            // Under -WhatIf this copy previews the run: the newer one would deliver for real.
+            if (!ShouldProcess($"XFlowDelivery {newer.Version} ('{newer.AssemblyPath}')", "Hand the run to the newer installed copy")) return false;
             try
             {
                 WriteObject(TaskHandover.Run(newer, SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath)));
