@@ -598,7 +598,6 @@ $figures = [ordered]@{
     'idle.floor'               = @{ value = [Math]::Round($idle.FloorMs); unit = 'ms' }
     'idle.ours'                = @{ value = [Math]::Round($idle.OursMs); unit = 'ms' }
     'idle.oursEntryScript'     = @{ value = [Math]::Round($idle.ScriptMs); unit = 'ms' }
-    'idle.shipped'             = @{ value = $idle.ShippedReason; unit = '' }
     'idle.shippedBarePwsh'     = $idle.ShippedBareMs ? @{ value = [Math]::Round($idle.ShippedBareMs); unit = 'ms' } : @{ value = 'not run'; unit = '' }
     'idle.shippedFloor'        = $idle.ShippedFloorMs ? @{ value = [Math]::Round($idle.ShippedFloorMs); unit = 'ms' } : @{ value = 'not run'; unit = '' }
     'idle.shippedOurs'         = $idle.ShippedOursMs ? @{ value = [Math]::Round($idle.ShippedOursMs); unit = 'ms' } : @{ value = 'not run'; unit = '' }
@@ -690,6 +689,7 @@ $results = [ordered]@{
         memoryBacklogs = @($Settings.MemorySmall, $Settings.MemoryLarge); memoryFileBytes = $Settings.MemoryFileSize
         largeBytes = $Settings.LargeBytes; largePageCount = $Settings.LargePageCount; largePageBytes = $Settings.LargePageBytes; yearRuns = $Settings.YearRuns; yearDeliveries = $Settings.YearDeliveries; journalRepeats = $Settings.JournalRepeats
     }
+    shippedPwsh = $idle.ShippedReason
     figures    = $figures
     drainOrder = @($drain.Orders)
     ratios     = $ratios
@@ -707,6 +707,7 @@ for ($i = 0; $i -lt $drain.Orders.Count; $i++) { Write-Host "drain round $($i + 
 $ratios.GetEnumerator() | ForEach-Object { [pscustomobject]@{ Ratio = $_.Key; Value = $_.Value } } |
     Format-Table -AutoSize | Out-String -Width 200 | Out-Host
 $targets | ForEach-Object { [pscustomobject]$_ } | Format-Table -AutoSize | Out-String -Width 200 | Out-Host
+Write-Host "pwsh as shipped: $($idle.ShippedReason)"
 $m = $results.machine
 Write-Host "$($m.cores) cores, kernel $($m.kernel), $($m.cpu); load average $($m.loadAverageAtStart) at start, $($m.loadAverageAtEnd) at end; $($results.date); $($results.durationSec) s$($Quick ? ' (quick: small sizes, targets not meaningful)' : '')"
 Write-Host "results: $resultsPath"
