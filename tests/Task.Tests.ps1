@@ -417,6 +417,10 @@ Describe 'The task''s command line, run as systemd and Task Scheduler would run 
                 CommandLine = [XFlowDelivery.XFlowDeliveryTaskDefinition]::Arguments($s)
             }
         }
+        function script:Invoke-SystemdRun($Runs, [string]$ModulePath) {
+            # ExecStart's argv, with only these module folders in PSModulePath.
+            Invoke-XFlowProcess -FilePath $Runs.Argv[0] -ArgumentList $Runs.Argv[1..($Runs.Argv.Count - 1)] -Environment @{ PSModulePath = $ModulePath }
+        }
     }
     BeforeEach { Reset-XFlowSim -Sim $script:Sim }
 
@@ -469,16 +473,16 @@ public sealed class StandInCommand : PSCmdlet
     }
 }
 '@
+            function script:Add-StandIn([string[]]$Folder) {
+                foreach ($f in $Folder) { New-Item -ItemType Directory -Path $f -Force | Out-Null; Copy-Item -LiteralPath $script:StandIn -Destination $f }
+            }
         }
 
         It 'runs the registered copy while it is the newest installed' {
             $root = New-XFlowTestDirectory -Name 'modules-registered'
-            foreach ($folder in (Join-Path $root 'XFlowDelivery/1.9.0'), (Join-Path $root 'XFlowDelivery')) {
-                New-Item -ItemType Directory -Path $folder -Force | Out-Null
-                Copy-Item -LiteralPath $script:StandIn -Destination $folder
-            }
+            Add-StandIn (Join-Path $root 'XFlowDelivery/1.9.0'), (Join-Path $root 'XFlowDelivery')
             $runs = Get-TaskRuns -ConfigPath (Join-Path $script:Odd 'some config.json') -AssemblyPath (Join-Path $root 'XFlowDelivery/1.9.0/XFlowDelivery.dll')
-            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result = Invoke-SystemdRun $runs $root
             $result.ExitCode | Should -Be 42 -Because $result.Output
             $result.Output.Trim() | Should -Be "ran 1.9.0 with $(Join-Path $script:Odd 'some config.json') as the task"
         }
@@ -486,14 +490,11 @@ public sealed class StandInCommand : PSCmdlet
         It 'finds the newest by name when the registered copy is gone: 1.10.0 over 1.9.0 and an unversioned copy, across PSModulePath entries, skipping entries that do not exist' {
             $roots = foreach ($name in 'first', 'second') { New-XFlowTestDirectory -Name "modules-$name" }
             # The unversioned copy's folder is XFlowDelivery itself; it counts as version 0.0.
-            foreach ($folder in (Join-Path $roots[0] 'XFlowDelivery/1.9.0'), (Join-Path $roots[1] 'XFlowDelivery/1.10.0'), (Join-Path $roots[0] 'XFlowDelivery')) {
-                New-Item -ItemType Directory -Path $folder -Force | Out-Null
-                Copy-Item -LiteralPath $script:StandIn -Destination $folder
-            }
+            Add-StandIn (Join-Path $roots[0] 'XFlowDelivery/1.9.0'), (Join-Path $roots[1] 'XFlowDelivery/1.10.0'), (Join-Path $roots[0] 'XFlowDelivery')
             $gone = Join-Path $roots[0] 'XFlowDelivery/1.0.0/XFlowDelivery.dll'
             $runs = Get-TaskRuns -ConfigPath (Join-Path $script:Odd 'some config.json') -AssemblyPath $gone
             $modulePath = @((Join-Path $script:Odd 'no such folder'), $roots[0], '', $roots[1]) -join [IO.Path]::PathSeparator
-            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $modulePath }
+            $result = Invoke-SystemdRun $runs $modulePath
             $result.ExitCode | Should -Be 42 -Because $result.Output
             $result.Output.Trim() | Should -Be "ran 1.10.0 with $(Join-Path $script:Odd 'some config.json') as the task"
         }
@@ -506,10 +507,9 @@ public sealed class StandInCommand : PSCmdlet
             New-Item -ItemType Directory -Path (Split-Path -Parent $registered) -Force | Out-Null
             Copy-Item -LiteralPath (Split-Path -Parent (Get-XFlowModuleManifest)) -Destination $registered -Recurse
             $update = Join-Path $root 'XFlowDelivery/9.0.0'
-            New-Item -ItemType Directory -Path $update -Force | Out-Null
-            Copy-Item -LiteralPath $script:StandIn -Destination $update
+            Add-StandIn $update
             $runs = Get-TaskRuns -ConfigPath $setup.Config -AssemblyPath (Join-Path $registered 'XFlowDelivery.dll')
-            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result = Invoke-SystemdRun $runs $root
             $result.ExitCode | Should -Be 42 -Because $result.Output
             $result.Output.Trim() | Should -Be "ran 9.0.0 with $($setup.Config) as the task"
             @(Get-ChildItem -LiteralPath $setup.SdLoen -File).Count | Should -Be 0
@@ -523,7 +523,7 @@ public sealed class StandInCommand : PSCmdlet
             (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
             # Without the update, the registered copy runs itself.
             Remove-Item -LiteralPath $update -Recurse -Force
-            $own = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $own = Invoke-SystemdRun $runs $root
             $own.ExitCode | Should -Be 0 -Because $own.Output
             $own.Output | Should -Match 'Succeeded; 1 delivered'
         }
@@ -531,11 +531,10 @@ public sealed class StandInCommand : PSCmdlet
         It 'never hands over from a copy that is not installed in PSModulePath (a build folder, a path given by hand)' {
             $setup = New-TaskSetup
             $root = New-XFlowTestDirectory -Name 'modules-elsewhere'
-            New-Item -ItemType Directory -Path (Join-Path $root 'XFlowDelivery/9.0.0') -Force | Out-Null
-            Copy-Item -LiteralPath $script:StandIn -Destination (Join-Path $root 'XFlowDelivery/9.0.0')
+            Add-StandIn (Join-Path $root 'XFlowDelivery/9.0.0')
             # The built module is not under $root: it runs the delivery itself.
             $runs = Get-TaskRuns -ConfigPath $setup.Config
-            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result = Invoke-SystemdRun $runs $root
             $result.ExitCode | Should -Be 0 -Because $result.Output
             $result.Output | Should -Match 'Succeeded; 0 delivered'
             $result.Output | Should -Not -Match 'ran 9\.0\.0'
@@ -546,11 +545,11 @@ public sealed class StandInCommand : PSCmdlet
             $root = New-XFlowTestDirectory -Name 'modules-broken'
             $old = Join-Path $root 'XFlowDelivery/1.0.0'
             $broken = Join-Path $root 'XFlowDelivery/2.0.0'
-            New-Item -ItemType Directory -Path $old, $broken -Force | Out-Null
-            Copy-Item -LiteralPath $script:StandIn -Destination $old
+            Add-StandIn $old
+            New-Item -ItemType Directory -Path $broken -Force | Out-Null
             Set-Content -LiteralPath (Join-Path $broken 'XFlowDelivery.dll') -Value 'not an assembly'
             $runs = Get-TaskRuns -ConfigPath $setup.Config -AssemblyPath (Join-Path $broken 'XFlowDelivery.dll')
-            $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $root }
+            $result = Invoke-SystemdRun $runs $root
             $result.ExitCode | Should -Be 1 -Because $result.Output
             $result.Output | Should -Match 'XFlowDelivery run did not start: the module could not be found or imported; exit code 1\. First error: .*2\.0\.0'
             $result.Output | Should -Not -Match 'ran 1\.0\.0'
@@ -561,7 +560,7 @@ public sealed class StandInCommand : PSCmdlet
         $setup = New-TaskSetup
         $empty = New-XFlowTestDirectory -Name 'no-modules'
         $runs = Get-TaskRuns -ConfigPath $setup.Config -AssemblyPath (Join-Path $empty 'XFlowDelivery/1.0.0/XFlowDelivery.dll')
-        $result = Invoke-XFlowProcess -FilePath $runs.Argv[0] -ArgumentList $runs.Argv[1..($runs.Argv.Count - 1)] -Environment @{ PSModulePath = $empty }
+        $result = Invoke-SystemdRun $runs $empty
         $result.ExitCode | Should -Be 1 -Because $result.Output
         $result.Output | Should -Match 'did not start: the module could not be found or imported; exit code 1\. First error: The XFlowDelivery module is not installed where this account''s PowerShell finds modules \(PSModulePath\)'
         (Get-XFlowSimState -Sim $script:Sim).counts.acked | Should -Be 0
