@@ -9,7 +9,7 @@ namespace XFlowDelivery
     /// A scheduled run started in an older installed copy while a newer one is installed (an
     /// update since the task was registered; its command line names the copy that was newest
     /// then): the run is handed to the newest copy, in a new process of this PowerShell running
-    /// the task's command line for that copy, whose output goes where this process's goes and
+    /// the task's command line for that copy, whose output is passed on to this process's and
     /// whose exit code is the task's. Invoke-XFlowDelivery -AsScheduledTask asks first.
     /// </summary>
     internal static class TaskHandover
@@ -29,9 +29,25 @@ namespace XFlowDelivery
             {
                 arguments = "\"" + Path.Combine(Path.GetDirectoryName(typeof(PSObject).Assembly.Location)!, "pwsh.dll") + "\" " + arguments;
             }
-            using (var process = Process.Start(new ProcessStartInfo(executable, arguments) { UseShellExecute = false })!)
+            // Its output is passed on line by line rather than left to handle inheritance, which on
+            // Windows depends on how this process's own handles were set up (Task Scheduler, a pipe).
+            // Both processes encode for the same console, so its code page reads the child's text.
+            var start = new ProcessStartInfo(executable, arguments)
             {
-                process.WaitForExit();
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                StandardOutputEncoding = Console.OutputEncoding,
+                StandardErrorEncoding = Console.OutputEncoding,
+            };
+            using (var process = new Process { StartInfo = start })
+            {
+                process.OutputDataReceived += (_, e) => { if (e.Data != null) Console.Out.WriteLine(e.Data); };
+                process.ErrorDataReceived += (_, e) => { if (e.Data != null) Console.Error.WriteLine(e.Data); };
+                process.Start();
+                process.BeginOutputReadLine();
+                process.BeginErrorReadLine();
+                process.WaitForExit(); // without a timeout it also waits for both streams' end
                 return process.ExitCode;
             }
         }

@@ -50,7 +50,9 @@ namespace XFlowDelivery.Cmdlets
         public int? PrismeStallAfterMinutes { get; set; }
 
         /// <summary>
-        /// Runs as the scheduled task does (its entry script XFlowDelivery.Task.ps1 uses this): a line
+        /// Runs as the scheduled task does (the task's command line and the entry script
+        /// XFlowDelivery.Task.ps1 call it), handed first to a newer installed copy if there is one
+        /// (TaskHandover; not under -WhatIf): a line
         /// per delivered file and then the run's line on standard output, errors and warnings as
         /// usual, on Windows that line in the Application log, and as the only output the task's exit
         /// code. A failure ends nothing but the run: it is printed, named in the line and mapped to

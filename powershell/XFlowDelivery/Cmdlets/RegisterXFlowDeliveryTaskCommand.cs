@@ -10,7 +10,7 @@ namespace XFlowDelivery.Cmdlets
 {
     /// <summary>
     /// <para type="synopsis">Registers the scheduled run: a Windows scheduled task \XFlowDelivery\XFlowDelivery every 3 minutes, or a systemd service and timer on Linux.</para>
-    /// <para type="description">The action starts PowerShell with a -Command that finds the newest installed XFlowDelivery by name at every run and runs its XFlowDelivery.Task.ps1, ending with that script's exit code, so the task's Last Run Result is the run's exit code (docs/monitoring.md) and updating the module or removing an old version does not break the task. Idempotent: an existing registration is left alone unless -Force. -WhatIf shows the definition without registering.</para>
+    /// <para type="description">The action starts PowerShell with a -Command that imports the newest XFlowDelivery installed for all users when registered and ends with the exit code of Invoke-XFlowDelivery -AsScheduledTask, so the task's Last Run Result is the run's exit code (docs/monitoring.md). Updating the module or removing an old version does not break the task: a run hands itself to a newer installed copy, and when the registered copy is gone the newest is found by name. Idempotent: an existing registration is left alone unless -Force. -WhatIf shows the definition without registering.</para>
     /// </summary>
     [Cmdlet(VerbsLifecycle.Register, "XFlowDeliveryTask", DefaultParameterSetName = AccountSet, SupportsShouldProcess = true)]
     [OutputType(typeof(XFlowDeliveryTask))]
