@@ -309,14 +309,17 @@ function Build-Floor {
     "try { Import-Module -Name '$(Join-Path $out 'XFlowFloor.dll')' -ErrorAction Stop } catch { exit 1 }; exit (Invoke-XFlowFloor)"
 }
 
-function Test-ReadyToRun([string]$Path) {
-    # Whether an assembly carries ahead-of-time (ReadyToRun) code: a managed native header.
+function Get-AssemblyCode([string]$Path) {
+    # 'ReadyToRun' for an assembly with ahead-of-time code (a managed native header), 'IL' for
+    # one without, 'native' for a file that is no .NET assembly.
     $stream = [IO.File]::OpenRead($Path)
     try {
         $pe = [Reflection.PortableExecutable.PEReader]::new($stream)
-        $pe.HasMetadata -and $pe.PEHeaders.CorHeader.ManagedNativeHeaderDirectory.Size -gt 0
+        if (-not $pe.HasMetadata) { 'native' }
+        elseif ($pe.PEHeaders.CorHeader.ManagedNativeHeaderDirectory.Size -gt 0) { 'ReadyToRun' }
+        else { 'IL' }
     }
-    catch [BadImageFormatException] { $false }
+    catch [BadImageFormatException] { 'native' }
     finally { $stream.Dispose() }
 }
 
@@ -330,10 +333,12 @@ function Build-ShippedPwsh {
     reason it was not made.
     #>
     $sma = [Management.Automation.PSObject].Assembly.Location
-    if (Test-ReadyToRun $sma) { return [pscustomobject]@{ Pwsh = $null; Reason = "this pwsh is already compiled ahead of time ($sma): bare pwsh is as shipped" } }
+    if ((Get-AssemblyCode $sma) -eq 'ReadyToRun') { return [pscustomobject]@{ Pwsh = $null; Reason = "this pwsh is already compiled ahead of time ($sma): bare pwsh is as shipped" } }
     if ($PSVersionTable.PSEdition -ne 'Core') { return [pscustomobject]@{ Pwsh = $null; Reason = 'not pwsh' } }
     $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
-    $rid = "$os-$([Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString().ToLowerInvariant())"
+    $arch = [Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString().ToLowerInvariant()
+    $rid = "$os-$arch"
+    $targetOs = @{ win = 'windows'; osx = 'osx'; linux = 'linux' }[$os]   # crossgen2's names
     $version = [Environment]::Version.ToString(3)
     $project = Join-Path $Root 'bench/Shipped/Crossgen2.proj'
     $restore = & dotnet restore $project -nologo -v:quiet "-p:Crossgen2Version=$version" "-p:Crossgen2Rid=$rid" 2>&1
@@ -344,13 +349,10 @@ function Build-ShippedPwsh {
     $shipped = Join-Path $script:Work 'pwsh-as-shipped'
     Copy-Item -LiteralPath $PSHOME -Destination $shipped -Recurse
     $framework = [Runtime.InteropServices.RuntimeEnvironment]::GetRuntimeDirectory()
-    $assemblies = @(Get-ChildItem -LiteralPath $PSHOME -Filter *.dll -File | Where-Object {
-        $stream = [IO.File]::OpenRead($_.FullName)
-        try { [Reflection.PortableExecutable.PEReader]::new($stream).HasMetadata } catch [BadImageFormatException] { $false } finally { $stream.Dispose() }
-    } | Where-Object { -not (Test-ReadyToRun $_.FullName) })
+    $assemblies = @(Get-ChildItem -LiteralPath $PSHOME -Filter *.dll -File | Where-Object { (Get-AssemblyCode $_.FullName) -eq 'IL' })
     $failed = $assemblies | ForEach-Object -ThrottleLimit ([Environment]::ProcessorCount) -Parallel {
         $output = & $using:crossgen $_.FullName -o (Join-Path $using:shipped $_.Name) -r "$using:PSHOME/*.dll" -r "$using:framework/*.dll" `
-            --targetos $using:os --targetarch ([Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString().ToLowerInvariant()) -O 2>&1
+            --targetos $using:targetOs --targetarch $using:arch -O 2>&1
         if ($LASTEXITCODE -ne 0) { "$($_.Name): $($output -join ' ')" }
     }
     if ($failed) { throw "crossgen2 failed for: $($failed -join '; ')" }

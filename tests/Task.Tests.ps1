@@ -359,6 +359,21 @@ Describe 'Task definitions' {
         $arguments | Should -Match '-AsScheduledTask\)"$'
     }
 
+    It 'the command line and the texts it gives Invoke-Expression are PowerShell without a syntax error' {
+        $static = [Reflection.BindingFlags]'Static, NonPublic, Public'
+        $definition = [XFlowDelivery.XFlowDeliveryTaskDefinition]
+        $texts = [ordered]@{
+            EntryCommand             = $definition::EntryCommand("C:\it's 100% `$HOME.json", 'C:\Program Files\PowerShell\Modules\XFlowDelivery\1.2.0\XFlowDelivery.dll')
+            LookupScript             = $definition.GetField('LookupScript', $static).GetValue($null)
+            ImportFailureEventScript = $definition.GetField('ImportFailureEventScript', $static).GetValue($null)
+        }
+        foreach ($t in $texts.GetEnumerator()) {
+            $errors = $null
+            $null = [Management.Automation.Language.Parser]::ParseInput($t.Value, [ref]$null, [ref]$errors)
+            @($errors).Count | Should -Be 0 -Because "$($t.Key): $($errors -join '; ')"
+        }
+    }
+
     It '-TaskPath: the folder in the one form the Task Scheduler API takes, the task''s URI in it, and a path that names no folder refused' {
         $good = [ordered]@{ '\XFlowDelivery\' = '\XFlowDelivery'; 'XFlowDelivery' = '\XFlowDelivery'; '\Kommune\XFlow Løn\' = '\Kommune\XFlow Løn'; '\' = '\' }
         foreach ($path in $good.Keys) {
@@ -579,6 +594,30 @@ Describe 'Register-XFlowDeliveryTask / Unregister-XFlowDeliveryTask (systemd uni
         $task.Registered | Should -BeFalse
         $task.Definition | Should -Match 'ExecStart='
         $task.Definition | Should -Match ([regex]::Escape("-ConfigPath '$($script:Setup.Config)'"))
+        @(Get-ChildItem -LiteralPath $script:Units).Count | Should -Be 0
+    }
+
+    It 'names the newest copy installed for all users in the command line, and warns when the imported one is outside PSModulePath (systemd: not on Windows)' -Skip:$script:OnWindows {
+        # Register only looks at the files: empty stand-ins are enough.
+        $root = New-XFlowTestDirectory -Name 'modules-register'
+        foreach ($version in '1.0.0', '2.0.0', 'not-a-version') {
+            New-Item -ItemType Directory -Path (Join-Path $root "XFlowDelivery/$version") -Force | Out-Null
+            Set-Content -LiteralPath (Join-Path $root "XFlowDelivery/$version/XFlowDelivery.dll") -Value ''
+        }
+        $builtRoot = Split-Path -Parent (Split-Path -Parent (Get-XFlowModuleManifest))
+        $saved = $env:PSModulePath
+        try {
+            $env:PSModulePath = $root
+            $task = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WhatIf -WarningVariable outside -WarningAction SilentlyContinue
+            $task.Definition | Should -Match ([regex]::Escape("Import-Module -Name '$(Join-Path $root 'XFlowDelivery/2.0.0/XFlowDelivery.dll')' -ErrorAction Stop"))
+            ($outside -join ' ') | Should -Match 'which is not under PSModulePath'
+            # The built module in PSModulePath: it is the copy named, and nothing to warn about.
+            $env:PSModulePath = $builtRoot
+            $task = Register-XFlowDeliveryTask -ConfigPath $script:Setup.Config -Account 'xflow' -PowerShellPath $script:Pwsh -UnitDirectory $script:Units -WhatIf -WarningVariable inside -WarningAction SilentlyContinue
+            $task.Definition | Should -Match ([regex]::Escape("Import-Module -Name '$(Join-Path (Split-Path -Parent (Get-XFlowModuleManifest)) 'XFlowDelivery.dll')' -ErrorAction Stop"))
+            $inside | Should -BeNullOrEmpty
+        }
+        finally { $env:PSModulePath = $saved }
         @(Get-ChildItem -LiteralPath $script:Units).Count | Should -Be 0
     }
 

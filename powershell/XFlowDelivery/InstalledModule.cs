@@ -11,28 +11,31 @@ namespace XFlowDelivery
     /// </summary>
     internal sealed class InstalledModule
     {
-        private InstalledModule(string assemblyPath)
+        private InstalledModule(string entry, string assemblyPath)
         {
+            Entry = entry;
             AssemblyPath = assemblyPath;
             Version = VersionOf(assemblyPath);
         }
+
+        /// <summary>The PSModulePath entry it was found in.</summary>
+        internal string Entry { get; }
 
         internal string AssemblyPath { get; }
 
         internal Version Version { get; }
 
         /// <summary>Every copy in PSModulePath order; an entry that cannot be read is skipped.</summary>
-        internal static List<InstalledModule> All(string? psModulePath, Func<string, bool>? skipEntry = null)
+        internal static List<InstalledModule> All(string? psModulePath)
         {
             var found = new List<InstalledModule>();
             foreach (var entry in (psModulePath ?? "").Split(new[] { Path.PathSeparator }, StringSplitOptions.RemoveEmptyEntries))
             {
-                if (skipEntry != null && skipEntry(entry)) continue;
                 try
                 {
                     foreach (var assembly in Directory.GetFiles(Path.Combine(entry, "XFlowDelivery"), "XFlowDelivery.dll", SearchOption.AllDirectories))
                     {
-                        found.Add(new InstalledModule(assembly));
+                        found.Add(new InstalledModule(entry, assembly));
                     }
                 }
                 catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is ArgumentException || ex is NotSupportedException)
@@ -58,18 +61,23 @@ namespace XFlowDelivery
         internal static Version VersionOf(string assemblyPath) =>
             Version.TryParse(Path.GetFileName(Path.GetDirectoryName(assemblyPath)), out var version) ? version : new Version(0, 0);
 
-        /// <summary>
-        /// A newer copy than the one at <paramref name="ownPath"/>, if that one is itself installed
-        /// in PSModulePath; null otherwise. A copy loaded from elsewhere (a build folder, an explicit
-        /// path) is never replaced.
-        /// </summary>
-        internal static InstalledModule? NewerThan(string ownPath, string? psModulePath)
+        /// <summary>The copy whose assembly is <paramref name="assemblyPath"/>, or null when it is not installed.</summary>
+        internal static InstalledModule? At(List<InstalledModule> modules, string assemblyPath)
         {
-            var all = All(psModulePath);
             var comparison = Native.NativeLibraryLoader.IsWindows ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-            var own = Path.GetFullPath(ownPath);
-            if (!all.Exists(m => string.Equals(Path.GetFullPath(m.AssemblyPath), own, comparison))) return null;
-            var newest = Newest(all);
+            var full = Path.GetFullPath(assemblyPath);
+            return modules.Find(m => string.Equals(Path.GetFullPath(m.AssemblyPath), full, comparison));
+        }
+
+        /// <summary>
+        /// A newer copy than the one at <paramref name="ownPath"/>, if that one is itself installed;
+        /// null otherwise. A copy loaded from elsewhere (a build folder, an explicit path) is never
+        /// replaced.
+        /// </summary>
+        internal static InstalledModule? NewerThan(string ownPath, List<InstalledModule> installed)
+        {
+            if (At(installed, ownPath) == null) return null;
+            var newest = Newest(installed);
             return newest != null && newest.Version > VersionOf(ownPath) ? newest : null;
         }
     }

@@ -131,11 +131,12 @@ namespace XFlowDelivery
 
         /// <summary>
         /// NOT RUN HERE (Windows only; Windows PowerShell 5.1 has no $IsWindows, hence the test
-        /// against $false above). The event of a run that did not start: id 101, the line in $line.
-        /// Writing it never changes the exit code.
+        /// against $false above). The event of a run that did not start: id 101, the line in $line,
+        /// written as every run's is (TaskScheduler.WriteEventScript). Writing it never changes the
+        /// exit code.
         /// </summary>
         internal const string ImportFailureEventScript =
-            "try { [System.Diagnostics.EventLog]::WriteEntry('XFlowDelivery', $line, 'Error', 101) } " +
+            "try { & { " + Cmdlets.TaskScheduler.WriteEventScript + " } $line 'Error' 101 } " +
             "catch { [Console]::Error.WriteLine('XFlowDelivery: could not write the event log entry: ' + $_.Exception.Message) }";
 
         /// <summary>The arguments after the executable (Task Scheduler's Arguments).</summary>

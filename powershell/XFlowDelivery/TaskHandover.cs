@@ -16,7 +16,7 @@ namespace XFlowDelivery
     {
         /// <summary>The newer installed copy the run goes to, or null to run here.</summary>
         internal static InstalledModule? Newer() =>
-            InstalledModule.NewerThan(typeof(TaskHandover).Assembly.Location, Environment.GetEnvironmentVariable("PSModulePath"));
+            InstalledModule.NewerThan(typeof(TaskHandover).Assembly.Location, InstalledModule.All(Environment.GetEnvironmentVariable("PSModulePath")));
 
         /// <summary>Runs the task's command line for <paramref name="newer"/>; returns its exit code.</summary>
         internal static int Run(InstalledModule newer, string configPath)

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
@@ -114,13 +115,14 @@ namespace XFlowDelivery.Cmdlets
             {
                 Fail(conflict);
             }
+            var installed = InstalledModule.All(Environment.GetEnvironmentVariable("PSModulePath"));
             var settings = new XFlowTaskSettings
             {
                 TaskName = taskName,
                 TaskFolder = taskFolder,
                 PowerShellPath = FindPowerShell(windows),
                 ConfigPath = configFile,
-                ModuleAssemblyPath = AssemblyToRun(),
+                ModuleAssemblyPath = AssemblyToRun(installed),
                 WorkingDirectory = Path.GetDirectoryName(configFile)!,
                 Account = account,
                 LogonType = LogonType,
@@ -128,7 +130,7 @@ namespace XFlowDelivery.Cmdlets
                 ExecutionTimeLimitMinutes = ExecutionTimeLimitMinutes,
                 StartBoundary = DateTime.Now.Date,
             };
-            WarnIfNotFoundByName(account);
+            WarnIfNotFoundByName(account, installed);
             var task = windows ? RegisterWindows(settings, gmsa) : RegisterSystemd(settings);
             if (task.Registered) Record(installation);
             WriteObject(task);
@@ -170,19 +172,18 @@ namespace XFlowDelivery.Cmdlets
         /// is gone (XFlowDeliveryTaskDefinition.EntryCommand): warn when this copy lies outside
         /// PSModulePath, or only in this user's own module folder.
         /// </summary>
-        private void WarnIfNotFoundByName(string account)
+        private void WarnIfNotFoundByName(string account, List<InstalledModule> installed)
         {
-            string moduleBase = NativeLibraryLoader.ModuleDirectory;
-            string? root = ModulePathRoot(moduleBase, Environment.GetEnvironmentVariable("PSModulePath"));
+            var own = InstalledModule.At(installed, typeof(RegisterXFlowDeliveryTaskCommand).Assembly.Location);
             string fix = "Install it for all users (Install-PSResource XFlowDelivery -Scope AllUsers, or Install-Module XFlowDelivery -Scope AllUsers).";
-            if (root == null)
+            if (own == null)
             {
-                WriteWarning($"This XFlowDelivery was imported from '{moduleBase}', which is not under PSModulePath: unless a copy is installed there, the task runs this one while it stays there, and finds none by name after it is moved or removed. {fix}");
+                WriteWarning($"This XFlowDelivery was imported from '{NativeLibraryLoader.ModuleDirectory}', which is not under PSModulePath: unless a copy is installed there, the task runs this one while it stays there, and finds none by name after it is moved or removed. {fix}");
             }
-            else if (IsUnderProfile(root) && !string.Equals(account, Environment.UserName, StringComparison.OrdinalIgnoreCase)
+            else if (IsUnderProfile(own.Entry) && !string.Equals(account, Environment.UserName, StringComparison.OrdinalIgnoreCase)
                      && !account.EndsWith("\\" + Environment.UserName, StringComparison.OrdinalIgnoreCase))
             {
-                WriteWarning($"XFlowDelivery is installed in '{root}', a module folder of the current user only: the task's account '{account}' will not find it. {fix}");
+                WriteWarning($"XFlowDelivery is installed in '{own.Entry}', a module folder of the current user only: the task's account '{account}' will not find it. {fix}");
             }
         }
 
@@ -190,28 +191,9 @@ namespace XFlowDelivery.Cmdlets
         /// The assembly the task imports first: the newest copy installed for all users (module
         /// folders under a user profile are not the task account's), else this one.
         /// </summary>
-        private static string AssemblyToRun() =>
-            InstalledModule.Newest(InstalledModule.All(Environment.GetEnvironmentVariable("PSModulePath"), IsUnderProfile))?.AssemblyPath
+        private static string AssemblyToRun(List<InstalledModule> installed) =>
+            InstalledModule.Newest(installed.FindAll(m => !IsUnderProfile(m.Entry)))?.AssemblyPath
             ?? typeof(RegisterXFlowDeliveryTaskCommand).Assembly.Location;
-
-        /// <summary>The PSModulePath entry that holds this module folder (directly or as a version folder), or null.</summary>
-        internal static string? ModulePathRoot(string moduleBase, string? psModulePath)
-        {
-            var full = Path.GetFullPath(moduleBase).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
-            var comparison = NativeLibraryLoader.IsWindows ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-            foreach (var entry in (psModulePath ?? "").Split(new[] { Path.PathSeparator }, StringSplitOptions.RemoveEmptyEntries))
-            {
-                string root;
-                try { root = Path.GetFullPath(entry).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar); }
-                catch (Exception ex) when (ex is ArgumentException || ex is NotSupportedException || ex is PathTooLongException) { continue; }
-                var module = Path.Combine(root, "XFlowDelivery");
-                if (string.Equals(full, module, comparison) || string.Equals(Path.GetDirectoryName(full), module, comparison))
-                {
-                    return root;
-                }
-            }
-            return null;
-        }
 
         private static bool IsUnderProfile(string path)
         {
