@@ -1,5 +1,6 @@
 //! Acknowledging published deliveries (mode Ack), then journaling that. The server treats an
-//! acknowledgement as idempotent, so a crash between the two only means acknowledging again.
+//! acknowledgement as idempotent, so a crash between the two (or a power cut before the journal's
+//! next flush) only means acknowledging again.
 
 use crate::crash::crash_point;
 use crate::error::Result;
@@ -22,5 +23,6 @@ pub(crate) async fn acknowledge(
     scope.cancellable(client.ack(ids)).await?;
     crash_point!("after-ack");
     let at = journal::now();
-    journal.batch(|b| ids.iter().try_for_each(|id| b.mark_acknowledged(id, &at)))
+    // Deferred: lost at a power cut, the rows stay `published` and recovery acknowledges again.
+    journal.batch_deferred(|b| ids.iter().try_for_each(|id| b.mark_acknowledged(id, &at)))
 }

@@ -1,6 +1,8 @@
-//! The journal: one SQLite database per state folder (WAL, synchronous FULL) recording every
-//! delivery's state and every run. It is what makes delivery exactly-once across crashes, and
-//! what history and status read; nothing the user needs later depends on log files.
+//! The journal: one SQLite database per state folder (WAL) recording every delivery's state and
+//! every run. It is what makes delivery exactly-once across crashes, and what history and status
+//! read; nothing the user needs later depends on log files. A commit is on disk when it returns
+//! (`batch`, synchronous FULL), except the few whose loss recovery already handles
+//! (`batch_deferred`, see `Durability`).
 //!
 //! A delivery moves `publishing` (temp file complete and durable in the import folder, name
 //! recorded) → `published` (renamed and the folder flushed) → `acknowledged` (in mode None at
@@ -190,6 +192,24 @@ pub struct Unclaimed {
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// What the connection's `synchronous` setting gives the next commit.
+    synchronous: Durability,
+}
+
+/// When a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Before the commit returns (synchronous FULL: the WAL is flushed at every commit).
+    Now,
+    /// With the next `Now` commit, or at a checkpoint (synchronous NORMAL). A power cut before
+    /// then loses it and every later commit, never an earlier one: the WAL is read back only up
+    /// to its first frame not written whole. Only for a commit whose loss is the same as a crash
+    /// just before it, which recovery handles: a run's start, a page's `published` marks (the
+    /// files are renamed and their folders flushed before it; recovery finds them, as after a
+    /// crash between the renames and the commit) and its `acknowledged` marks (recovery
+    /// acknowledges again). It saves a page two of its three journal flushes, and an idle run
+    /// one of its three flushes.
+    Later,
 }
 
 pub fn now() -> String {
@@ -201,7 +221,11 @@ impl Journal {
     pub fn open(state_dir: &Path) -> Result<Journal> {
         let path = state_dir.join(JOURNAL_FILE);
         let conn = Connection::open(&path).map_err(|e| journal_error(&path, e))?;
-        let mut journal = Journal { conn, path };
+        let mut journal = Journal {
+            conn,
+            path,
+            synchronous: Durability::Now,
+        };
         journal.configure()?;
         journal.migrate()?;
         Ok(journal)
@@ -222,7 +246,11 @@ impl Journal {
         .map_err(|e| journal_error(&path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| journal_error(&path, e))?;
-        let journal = Journal { conn, path };
+        let journal = Journal {
+            conn,
+            path,
+            synchronous: Durability::Now,
+        };
         let version = journal.schema_version()?;
         if version as usize > MIGRATIONS.len() {
             return Err(journal.newer_schema(version));
@@ -290,7 +318,34 @@ impl Journal {
 
     /// Runs `f` in one transaction: a page's state changes cost one durable commit.
     pub fn batch<T>(&mut self, f: impl FnOnce(&Batch<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        self.commit(Durability::Now, f)
+    }
+
+    /// `batch`, but the commit reaches the disk only with the next durable one (`Durability::Later`
+    /// says which commits may).
+    pub fn batch_deferred<T>(
+        &mut self,
+        f: impl FnOnce(&Batch<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.commit(Durability::Later, f)
+    }
+
+    fn commit<T>(
+        &mut self,
+        durability: Durability,
+        f: impl FnOnce(&Batch<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let path = self.path.clone();
+        if self.synchronous != durability {
+            let level = match durability {
+                Durability::Now => "FULL",
+                Durability::Later => "NORMAL",
+            };
+            self.conn
+                .pragma_update(None, "synchronous", level)
+                .map_err(|e| journal_error(&path, e))?;
+            self.synchronous = durability;
+        }
         let tx = self
             .conn
             .transaction()
@@ -459,8 +514,10 @@ impl Journal {
             .map_err(|e| journal_error(&self.path, e))
     }
 
+    /// Deferred: a power cut before the run's next durable commit loses the row (the run is
+    /// missing from the history); what the run did on disk until then, recovery does again.
     pub fn begin_run(&mut self, run_id: &str, started_at: &str) -> Result<()> {
-        self.batch(|b| b.begin_run(run_id, started_at))
+        self.batch_deferred(|b| b.begin_run(run_id, started_at))
     }
 
     pub fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
@@ -844,6 +901,33 @@ mod tests {
         });
         assert!(result.is_err());
         assert!(j.get("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_deferred_commit_never_lowers_a_later_batchs_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        // SQLite's levels: 1 NORMAL (the WAL flushed only at checkpoints), 2 FULL.
+        let level = |j: &Journal| {
+            j.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        assert_eq!(level(&j), 2);
+        j.begin_run("r1", "2026-01-01T00:00:00.000Z").unwrap();
+        assert_eq!(level(&j), 1);
+        j.batch(|b| b.upsert(&record("a", State::Publishing)))
+            .unwrap();
+        assert_eq!(level(&j), 2);
+        let failed = j.batch_deferred(|b| {
+            b.mark_published("a", "a.txt", &now())?;
+            Err::<(), _>(rusqlite::Error::InvalidQuery)
+        });
+        assert!(failed.is_err());
+        j.batch(|b| b.upsert(&record("b", State::Publishing)))
+            .unwrap();
+        assert_eq!(level(&j), 2);
+        assert_eq!(j.get("a").unwrap().unwrap().state, State::Publishing);
     }
 
     #[test]

@@ -148,7 +148,9 @@ pub(crate) fn finish(
     failure_point!("journal-published");
     let at = journal::now();
     let ack_mode = scope.cfg.ack_mode;
-    journal.batch(|b| {
+    // Deferred: lost at a power cut, these rows are `publishing` with their temp files gone,
+    // which recovery reads as renamed, as after a crash right here.
+    journal.batch_deferred(|b| {
         published.iter().try_for_each(|r| {
             let name = r.file_name.as_deref().unwrap_or(&r.wanted_name);
             b.mark_published(&r.id, name, &at)?;
