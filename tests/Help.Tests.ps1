@@ -1,5 +1,6 @@
 # The MAML help shipped in the module (en-US/XFlowDelivery.dll-Help.xml): a synopsis, a
-# description, every parameter described, and at least two examples for every exported cmdlet.
+# description, every parameter described, a syntax that matches the cmdlet's parameter sets, and
+# at least two examples for every exported cmdlet.
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-Module (Get-XFlowModuleManifest) -Force
@@ -29,6 +30,15 @@ Describe 'Help for <Name>' -ForEach $script:Cmdlets {
             $entry | Should -Not -BeNullOrEmpty -Because "-$p of $Name"
             ($entry.description.Text -join ' ') | Should -Not -BeNullOrEmpty -Because "-$p of $Name"
         }
+    }
+
+    It 'shows each parameter set in its syntax, with exactly that set''s parameters' {
+        $shown = @($script:Help.syntax.syntaxItem | ForEach-Object { (@($_.parameter | ForEach-Object name) | Sort-Object) -join ' ' })
+        foreach ($set in (Get-Command $Name).ParameterSets) {
+            $names = (@($set.Parameters | ForEach-Object Name | Where-Object { $script:Common -notcontains $_ }) | Sort-Object) -join ' '
+            $shown | Should -Contain $names -Because "the parameter set '$($set.Name)' of $Name"
+        }
+        $shown.Count | Should -Be @((Get-Command $Name).ParameterSets).Count
     }
 
     It 'shows at least two real examples with -Examples' {
