@@ -19,7 +19,7 @@ pub(crate) async fn acknowledge(
     }
     scope
         .reporter
-        .verbose(format!("acknowledging {} deliveries", ids.len()));
+        .verbose(format_args!("acknowledging {} deliveries", ids.len()));
     scope.cancellable(client.ack(ids)).await?;
     crash_point!("after-ack");
     let at = journal::now();

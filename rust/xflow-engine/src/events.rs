@@ -147,12 +147,14 @@ impl Reporter {
     pub(crate) fn send(&self, event: Event) {
         let _ = self.tx.send(event);
     }
-    pub(crate) fn verbose(&self, message: impl Into<String>) {
+    /// Formats `message` only when it is sent (`format_args!`): most runs show no verbose
+    /// messages, and a drain would otherwise format one per file.
+    pub(crate) fn verbose(&self, message: std::fmt::Arguments<'_>) {
         if !self.verbose {
             return;
         }
         self.send(Event::Verbose {
-            message: message.into(),
+            message: message.to_string(),
         });
     }
     pub(crate) fn warning(&self, message: impl Into<String>) {

@@ -203,7 +203,7 @@ async fn pull(
     for page_no in 1..=cfg.max_pages {
         scope.check_cancel()?;
         let limit = cfg.page_size + held_back.min(cfg.page_size.saturating_mul(9));
-        scope.reporter.verbose(format!(
+        scope.reporter.verbose(format_args!(
             "GET {} (page {page_no}, limit {limit})",
             client.deliveries_url()
         ));
@@ -224,7 +224,7 @@ async fn pull(
                 }
                 scope
                     .reporter
-                    .verbose(format!("received {} deliveries", fresh.len()));
+                    .verbose(format_args!("received {} deliveries", fresh.len()));
                 held_back +=
                     page::process(scope, journal, counts, client, &fresh, Source::Fetched).await?;
                 page.has_more

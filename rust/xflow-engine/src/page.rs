@@ -85,7 +85,7 @@ pub(crate) async fn process(
             }
             Some(r) if r.state == State::Publishing => {
                 held_back += 1;
-                scope.reporter.verbose(format!(
+                scope.reporter.verbose(format_args!(
                     "delivery {} is already being published; skipped",
                     r.id
                 ));

@@ -53,9 +53,11 @@ pub(crate) fn publish(
     for (mut record, s) in staged {
         match publish::commit(&s, &record.wanted_name, scope.cancel) {
             Ok(p) => {
-                scope
-                    .reporter
-                    .verbose(format!("published {} as {}", record.id, p.path.display()));
+                scope.reporter.verbose(format_args!(
+                    "published {} as {}",
+                    record.id,
+                    p.path.display()
+                ));
                 record.file_name = Some(p.file_name);
                 published.push(record);
                 crash_point!("after-rename");

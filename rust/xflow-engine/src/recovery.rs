@@ -41,7 +41,7 @@ pub(crate) async fn recover(
             .map(|r| r.id)
             .collect();
         if !unacknowledged.is_empty() {
-            scope.reporter.verbose(format!(
+            scope.reporter.verbose(format_args!(
                 "recovery: acknowledging {} deliveries published by an earlier run",
                 unacknowledged.len()
             ));
@@ -51,7 +51,7 @@ pub(crate) async fn recover(
     }
     for page in spool.pages()? {
         scope.check_cancel()?;
-        scope.reporter.verbose(format!(
+        scope.reporter.verbose(format_args!(
             "recovery: processing the spooled page {}",
             page.path.display()
         ));
@@ -103,7 +103,7 @@ fn finish_interrupted_publishes(
             }
             _ => find_published_name(journal, &record)?,
         };
-        scope.reporter.verbose(format!(
+        scope.reporter.verbose(format_args!(
             "recovery: finished the interrupted publish of {} as {name}",
             record.id
         ));
@@ -174,7 +174,7 @@ fn sweep_leftovers(scope: &Scope<'_>, journal: &Journal, spool: &PageSpool) -> R
         }
         if !leftovers.is_empty() {
             fsops::sync_dir(folder).map_err(io)?;
-            scope.reporter.verbose(format!(
+            scope.reporter.verbose(format_args!(
                 "recovery: removed {} unfinished temp files from {}",
                 leftovers.len(),
                 folder.display()
