@@ -61,11 +61,34 @@ if ($ResultPath) {
     $config.TestResult.OutputPath = $ResultPath
 }
 
-# The tests run with PowerShell's defaults, not a caller's strict mode or Stop preference.
-$result = & {
-    Set-StrictMode -Off
-    $ErrorActionPreference = 'Continue'
-    Invoke-Pester -Configuration $config
+# Every folder the tests make goes under one folder of this run (tests/TestHelpers.psm1,
+# Get-XFlowTestRoot; child processes inherit the variable), removed when the run ends, unless a
+# caller chose the folder.
+$ownRoot = -not $env:XFLOW_TEST_ROOT
+if ($ownRoot) {
+    $env:XFLOW_TEST_ROOT = Join-Path ([IO.Path]::GetTempPath()) ('xflow-tests-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
+    New-Item -ItemType Directory -Path $env:XFLOW_TEST_ROOT | Out-Null
+}
+try {
+    # The tests run with PowerShell's defaults, not a caller's strict mode or Stop preference.
+    $result = & {
+        Set-StrictMode -Off
+        $ErrorActionPreference = 'Continue'
+        Invoke-Pester -Configuration $config
+    }
+}
+finally {
+    if ($ownRoot) {
+        $root = $env:XFLOW_TEST_ROOT
+        $env:XFLOW_TEST_ROOT = $null
+        # A file system a failed test left mounted there (LazyFS) is not walked into.
+        $mounted = $IsLinux -and @(Get-Content -LiteralPath '/proc/mounts' | Where-Object { ($_ -split ' ')[1].StartsWith($root) }).Count -gt 0
+        if ($mounted) { Write-Warning "The tests' folder '$root' is kept: a file system is still mounted in it." }
+        else {
+            Remove-Item -LiteralPath $root -Recurse -Force -ErrorAction SilentlyContinue
+            if (Test-Path -LiteralPath $root) { Write-Warning "The tests' folder '$root' could not be removed completely." }
+        }
+    }
 }
 $counts = @{ Passed = 0; Failed = 0; Skipped = 0 }
 if ($null -ne $result) {

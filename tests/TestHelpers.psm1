@@ -4,10 +4,18 @@ Set-StrictMode -Version Latest
 
 $script:RepoRoot = Split-Path -Parent $PSScriptRoot
 
+function Get-XFlowTestRoot {
+    # Where the tests' folders go: $env:XFLOW_TEST_ROOT when set (tests/Invoke-Tests.ps1 sets it to
+    # a folder of its run and removes that folder at the end; child processes inherit it), else
+    # the temp folder.
+    if ($env:XFLOW_TEST_ROOT) { return $env:XFLOW_TEST_ROOT }
+    [IO.Path]::GetTempPath()
+}
+
 # The machine-wide registry of installations (New-XFlowDeliveryConfig, Register-XFlowDeliveryTask)
 # goes to a folder of this test session, never to the machine's own; child pwsh processes inherit it.
 if (-not $env:XFLOWDELIVERY_INSTALLATIONS) {
-    $env:XFLOWDELIVERY_INSTALLATIONS = Join-Path ([IO.Path]::GetTempPath()) ('xflow-installations-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
+    $env:XFLOWDELIVERY_INSTALLATIONS = Join-Path (Get-XFlowTestRoot) ('xflow-installations-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
 }
 
 function Get-XFlowRepoRoot { $script:RepoRoot }
@@ -34,7 +42,7 @@ function New-XFlowTestToken {
 
 function New-XFlowTestDirectory {
     param([string]$Name = 'xflow-test')
-    $dir = Join-Path ([IO.Path]::GetTempPath()) ($Name + '-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
+    $dir = Join-Path (Get-XFlowTestRoot) ($Name + '-' + [Guid]::NewGuid().ToString('N').Substring(0, 10))
     New-Item -ItemType Directory -Path $dir -Force | Select-Object -ExpandProperty FullName
 }
 
@@ -344,7 +352,7 @@ function Get-XFlowSimDeliveries {
 function New-XFlowRunFolders {
     # A fresh root under $Parent with both import folders ("Løn" and spaces in their names) and
     # the path of a state folder, which the engine creates on its first run.
-    param([string]$Parent = [IO.Path]::GetTempPath())
+    param([string]$Parent = (Get-XFlowTestRoot))
     $root = Join-Path $Parent ('run-' + [Guid]::NewGuid().ToString('N').Substring(0, 8))
     $folders = [pscustomobject]@{
         Root   = $root
