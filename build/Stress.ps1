@@ -120,20 +120,6 @@ function Add-Violation {
     }
 }
 
-function New-Backlog {
-    # Resets the simulator to a fresh backlog of $Count distinct random files; returns sha256 -> id.
-    param($Sim, [string]$AckMode, [int]$TrialSeed, [int]$Count, [string]$Label)
-    Reset-XFlowSim -Sim $Sim
-    Invoke-XFlowSimControl -Sim $Sim -Method PUT -Path 'settings' -Body @{ mode = $AckMode; pageSize = $PageSize } | Out-Null
-    Invoke-XFlowSimControl -Sim $Sim -Method POST -Path 'generate' -Body @{
-        count = $Count; size = $DeliverySize; kind = 'random'; systems = @('SDLoen', 'Prisme'); seed = $TrialSeed
-    } | Out-Null
-    $knownSha = @{}
-    foreach ($d in (Get-XFlowSimState -Sim $Sim).deliveries) { $knownSha[$d.sha256] = $d.id }
-    if ($knownSha.Count -ne $Count) { throw "${Label}: the generated contents are not distinct ($($knownSha.Count) of $Count); change -Seed or -DeliverySize" }
-    $knownSha
-}
-
 function Get-Snapshot {
     # What the server and the folders say right now.
     param($Sim, [string[]]$Folders)
@@ -260,7 +246,7 @@ function Test-Final {
 function Invoke-Trial {
     param($Sim, [string]$AckMode, [int]$TrialSeed, [string]$Label)
     $rng = [Random]::new($TrialSeed)
-    $knownSha = New-Backlog -Sim $Sim -AckMode $AckMode -TrialSeed $TrialSeed -Count $Deliveries -Label $Label
+    $knownSha = New-XFlowSimBacklog -Sim $Sim -AckMode $AckMode -PageSize $PageSize -Count $Deliveries -Size $DeliverySize -Seed $TrialSeed
     $dir = New-XFlowTestDirectory -Name 'xflow-stress'
     $folders = [pscustomobject]@{
         SdLoen = Join-Path $dir 'SD Løn'
@@ -335,7 +321,7 @@ function Invoke-PowerCut {
 function Invoke-PowerCutTrial {
     param($Sim, [string]$AckMode, [int]$TrialSeed, [string]$Label)
     $rng = [Random]::new($TrialSeed)
-    $knownSha = New-Backlog -Sim $Sim -AckMode $AckMode -TrialSeed $TrialSeed -Count $PowerCutDeliveries -Label $Label
+    $knownSha = New-XFlowSimBacklog -Sim $Sim -AckMode $AckMode -PageSize $PageSize -Count $PowerCutDeliveries -Size $DeliverySize -Seed $TrialSeed
     $dir = New-XFlowTestDirectory -Name 'xflow-powercut'
     $mount = [pscustomobject]@{ Path = (Join-Path $dir 'disk'); Fifo = $null }
     $folders = [pscustomobject]@{

@@ -81,6 +81,8 @@ finally {
     if ($ownRoot) {
         $root = $env:XFLOW_TEST_ROOT
         $env:XFLOW_TEST_ROOT = $null
+        # TestHelpers.psm1 put the installations registry there; a later run in this process makes its own.
+        if ("$env:XFLOWDELIVERY_INSTALLATIONS".StartsWith($root)) { $env:XFLOWDELIVERY_INSTALLATIONS = $null }
         # A file system a failed test left mounted there (LazyFS) is not walked into.
         $mounted = $IsLinux -and @(Get-Content -LiteralPath '/proc/mounts' | Where-Object { ($_ -split ' ')[1].StartsWith($root) }).Count -gt 0
         if ($mounted) { Write-Warning "The tests' folder '$root' is kept: a file system is still mounted in it." }

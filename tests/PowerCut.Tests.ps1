@@ -54,12 +54,7 @@ Describe 'A power cut before the journal flushes a page''s deferred marks' {
         }
     ) {
         if ($Problem) { Set-ItResult -Skipped -Because $Problem; return }
-        Reset-XFlowSim -Sim $script:Sim
-        Invoke-XFlowSimControl -Sim $script:Sim -Method PUT -Path 'settings' -Body @{ mode = $AckMode; pageSize = 5 } | Out-Null
-        Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'generate' -Body @{
-            count = 10; size = 3000; kind = 'random'; systems = @('SDLoen', 'Prisme'); seed = 4242 } | Out-Null
-        $expected = @{}
-        foreach ($d in (Get-XFlowSimState -Sim $script:Sim).deliveries) { $expected[$d.sha256] = $d.id }
+        $expected = New-XFlowSimBacklog -Sim $script:Sim -AckMode $AckMode -PageSize 5 -Count 10 -Size 3000 -Seed 4242
         Invoke-XFlowSimControl -Sim $script:Sim -Method POST -Path 'faults' -Body @{ kind = 'delayMs'; on = 'get'; nth = 2; params = @{ ms = 60000 } } | Out-Null
 
         $dir = New-XFlowTestDirectory -Name 'xflow-deferred-cut'

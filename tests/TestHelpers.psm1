@@ -338,6 +338,28 @@ function Add-XFlowSimDelivery {
     Invoke-XFlowSimControl -Sim $Sim -Method POST -Path 'deliveries' -Body @{ deliveries = @($list) }
 }
 
+function New-XFlowSimBacklog {
+    # Resets the simulator to a backlog of $Count distinct random files for SD Løn and Prisme, in
+    # ack mode $AckMode and pages of $PageSize; returns sha256 -> delivery id.
+    param(
+        [Parameter(Mandatory)]$Sim,
+        [ValidateSet('Ack', 'None')][string]$AckMode = 'Ack',
+        [Parameter(Mandatory)][int]$PageSize,
+        [Parameter(Mandatory)][int]$Count,
+        [Parameter(Mandatory)][int]$Size,
+        [Parameter(Mandatory)][int]$Seed
+    )
+    Reset-XFlowSim -Sim $Sim
+    Invoke-XFlowSimControl -Sim $Sim -Method PUT -Path 'settings' -Body @{ mode = $AckMode; pageSize = $PageSize } | Out-Null
+    Invoke-XFlowSimControl -Sim $Sim -Method POST -Path 'generate' -Body @{
+        count = $Count; size = $Size; kind = 'random'; systems = @('SDLoen', 'Prisme'); seed = $Seed
+    } | Out-Null
+    $bySha = @{}
+    foreach ($d in (Get-XFlowSimState -Sim $Sim).deliveries) { $bySha[$d.sha256] = $d.id }
+    if ($bySha.Count -ne $Count) { throw "The generated contents are not distinct ($($bySha.Count) of $Count, seed $Seed): change the seed or the size." }
+    $bySha
+}
+
 function Get-XFlowSimState {
     param([Parameter(Mandatory)]$Sim)
     Invoke-XFlowSimControl -Sim $Sim -Method GET -Path 'state'
