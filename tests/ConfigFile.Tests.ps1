@@ -188,6 +188,7 @@ Describe 'The token value in files of every shape (read as bytes, never as a str
         @{ Shape = 'slashes escaped as older versions wrote them, UTF-16 with a byte order mark (Windows PowerShell 5.1 Out-File)' }
         @{ Shape = 'every character of the value a \u escape, UTF-8 with a byte order mark' }
         @{ Shape = 'compact, the token first, an unknown member with nested arrays and objects' }
+        @{ Shape = 'the member names token and value written with \u escapes' }
     ) {
         param($Shape)
         $f = New-SlashConfig
@@ -209,6 +210,9 @@ Describe 'The token value in files of every shape (read as bytes, never as a str
                 foreach ($p in $doc.PSObject.Properties) { if ($p.Name -ne 'token') { $reordered[$p.Name] = $p.Value } }
                 [IO.File]::WriteAllText($f.Config, ($reordered | ConvertTo-Json -Depth 10 -Compress))
             }
+            'the member names*' {
+                [IO.File]::WriteAllText($f.Config, $f.Text.Replace('"token":', '"tok\u0065n":').Replace('"value":', '"v\u0061lue":'))
+            }
         }
         (Get-XFlowDeliveryConfig -Path $f.Config).TokenSet | Should -BeTrue
         Reset-XFlowSim -Sim $script:SlashSim
@@ -218,15 +222,18 @@ Describe 'The token value in files of every shape (read as bytes, never as a str
         $out[-1].Delivered | Should -Be 1
     }
 
-    It 'a file with two token values, an escaped member name, or a broken value, is refused by name' {
+    It 'a file with two tokens, two token values, or a broken value, is refused by name' {
         $f = New-SlashConfig
-        [IO.File]::WriteAllText($f.Config, $f.Text.Replace('"token":', '"tok\u0065n":'))
-        { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand'
-
         $twice = $f.Text.Replace('"token":', '"token":{"value":"QUJD"},"token2":')
         $twice = $twice.Replace('"token2":', '"token":')
         [IO.File]::WriteAllText($f.Config, $twice)
-        { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand'
+        $err = { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand' -PassThru
+        $err.Exception.Message | Should -BeLike '*a second token member*'
+
+        [IO.File]::WriteAllText($f.Config, $f.Text.Replace('"value":', '"value":"QUJD","value":'))
+        $err = { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand' -PassThru
+        $err.Exception.Message | Should -BeLike '*a second token value*'
+        $err.Exception.Message.Contains($script:SlashBase64) | Should -BeFalse -Because 'the error does not show the value'
 
         $broken = $f.Text.Replace('"' + $script:SlashBase64 + '"', '"' + $script:SlashBase64.Substring(1) + '"')
         [IO.File]::WriteAllText($f.Config, $broken)

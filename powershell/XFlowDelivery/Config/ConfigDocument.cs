@@ -50,9 +50,12 @@ namespace XFlowDelivery.Config
         /// <summary>
         /// In the file: base64 of the DPAPI ciphertext, or (OwnerOnlyFile) of the UTF-8 token
         /// itself. Never held here: only <see cref="TokenText.Placeholder"/> while the document is
-        /// written, and empty when read (<see cref="ConfigStore.Read"/> cuts the value out).
+        /// written; when read, <see cref="ValueAt"/> says where it stands in the file's bytes.
         /// </summary>
         [DataMember(Name = "value", Order = 2)] public string? Value { get; set; }
+
+        /// <summary>Where the value's JSON text stands in the bytes it was read from (offset, length).</summary>
+        internal (int Start, int Length)? ValueAt;
 
         /// <summary>The file holds a value (set when read or written).</summary>
         internal bool Present;

@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Generic;
 using System.IO;
 using System.Runtime.Serialization.Json;
 using System.Security;
@@ -22,41 +21,26 @@ namespace XFlowDelivery.Config
         internal static string RunningAccount => Environment.UserDomainName + "\\" + Environment.UserName;
 
         /// <summary>
-        /// Reads and validates the file. The token's value never becomes a managed string
-        /// (<see cref="TokenText"/>): with <paramref name="withToken"/> it is kept in
-        /// <see cref="TokenDocument.Stored"/> for <see cref="ReadToken"/>, otherwise it is only noted as present.
+        /// Reads and validates the file. The token's value never becomes a managed string (the
+        /// reader only notes where it stands, <see cref="JsonScanner.ReadStringSpan"/>): with
+        /// <paramref name="withToken"/> its bytes are kept in <see cref="TokenDocument.Stored"/> for
+        /// <see cref="ReadToken"/>, otherwise it is only noted as present.
         /// </summary>
         internal static ConfigDocument Read(string path, bool withToken = false)
         {
             byte[] raw = ReadBytes(path);
             try
             {
-                List<(int Start, int Length)> values;
-                try
-                {
-                    values = TokenText.FindValues(raw, 0);
-                }
-                catch (FormatException ex)
-                {
-                    throw Invalid(path, "it is not valid JSON: " + ex.Message);
-                }
-                if (values.Count > 1) throw Invalid(path, "it holds more than one token value");
-                // The reader sees the file with the token's value cut out ("value":"").
-                int cut = values.Count == 1 ? values[0].Start : raw.Length;
-                int resume = values.Count == 1 ? values[0].Start + values[0].Length : raw.Length;
-                var visible = new byte[cut + raw.Length - resume];
-                Buffer.BlockCopy(raw, 0, visible, 0, cut);
-                Buffer.BlockCopy(raw, resume, visible, cut, raw.Length - resume);
-                var doc = JsonScanner.TryRead(visible, ReadDocument, out var problem)
+                var doc = JsonScanner.TryRead(raw, ReadDocument, out var problem)
                           ?? throw Invalid(path, "it is not a valid XFlowDelivery configuration (JSON): " + problem);
                 Validate(doc, path);
-                if (doc.Token != null && values.Count == 1 && values[0].Length > 0)
+                if (doc.Token?.ValueAt is (int start, int length) && length > 0)
                 {
                     doc.Token.Present = true;
                     if (withToken)
                     {
-                        doc.Token.Stored = new byte[values[0].Length];
-                        Buffer.BlockCopy(raw, values[0].Start, doc.Token.Stored, 0, values[0].Length);
+                        doc.Token.Stored = new byte[length];
+                        Buffer.BlockCopy(raw, start, doc.Token.Stored, 0, length);
                     }
                 }
                 return doc;
@@ -87,7 +71,10 @@ namespace XFlowDelivery.Config
                     case "deadlineSec": doc.DeadlineSec = json.ReadInt32(); break;
                     case "proxyUrl": doc.ProxyUrl = json.ReadText(); break;
                     case "allowInsecureHttp": doc.AllowInsecureHttp = json.ReadBoolean(); break;
-                    case "token": doc.Token = json.TryNull() ? null : ReadTokenDocument(ref json); break;
+                    case "token":
+                        if (doc.Token != null) throw new FormatException("a second token member");
+                        doc.Token = json.TryNull() ? null : ReadTokenDocument(ref json);
+                        break;
                     case "sdLoenValidation": doc.SdLoenValidation = json.ReadText(); break;
                     case "prismeValidation": doc.PrismeValidation = json.ReadText(); break;
                     case "sdLoenStallAfterMinutes": doc.SdLoenStallAfterMinutes = json.TryNull() ? null : json.ReadInt32(); break;
@@ -108,7 +95,11 @@ namespace XFlowDelivery.Config
                 {
                     case "protection": token.Protection = json.ReadText(); break;
                     case "protectedBy": token.ProtectedBy = json.ReadText(); break;
-                    case "value": token.Value = json.ReadText(); break;
+                    // Where the value stands, not the value: it must never become a managed string.
+                    case "value":
+                        if (token.ValueAt != null) throw new FormatException("a second token value");
+                        if (!json.TryNull()) token.ValueAt = json.ReadStringSpan();
+                        break;
                     default: json.SkipValue(); break;
                 }
             }

@@ -117,6 +117,24 @@ namespace XFlowDelivery.Native
         /// <summary>A string, or null for JSON null.</summary>
         internal string? ReadText() => TryNull() ? null : ReadString();
 
+        /// <summary>
+        /// A string's contents as they stand between the quotes, escapes not read: the offset of
+        /// its first byte and its length. For a secret that must never become a managed string.
+        /// </summary>
+        internal (int Start, int Length) ReadStringSpan()
+        {
+            Expect('"');
+            var start = _at;
+            while (_at < _length && _json[_at] != '"')
+            {
+                if (_json[_at] < 0x20) throw Problem("a control character in a string");
+                _at += _json[_at] == '\\' ? 2 : 1;
+            }
+            if (_at >= _length) throw Problem("an unterminated string");
+            _at++;
+            return (checked((int)start), checked((int)(_at - 1 - start)));
+        }
+
         private string ReadString()
         {
             Expect('"');
