@@ -172,24 +172,24 @@ impl PageBody {
         })
     }
 
-    /// Gives up the body's file, when it has one, to the caller (who renames it): it is no
-    /// longer removed with the body. `None` for a body in memory.
-    pub fn take_file(&mut self) -> Option<PathBuf> {
+    /// Gives the body up to a caller that keeps it (the spool): its bytes, or its file, which is
+    /// then no longer removed with the body.
+    pub fn into_kept(self) -> Kept {
         match self {
-            PageBody::Memory { .. } => None,
-            PageBody::File { file, .. } => {
+            PageBody::Memory { bytes, .. } => Kept::Memory(bytes),
+            PageBody::File { mut file, .. } => {
                 file.remove_on_drop = false;
-                Some(file.path.clone())
+                Kept::File(file.path.clone())
             }
         }
     }
+}
 
-    pub fn memory(&self) -> Option<&[u8]> {
-        match self {
-            PageBody::Memory { bytes, .. } => Some(bytes),
-            PageBody::File { .. } => None,
-        }
-    }
+/// A page body given up by `PageBody::into_kept`.
+pub enum Kept {
+    Memory(Vec<u8>),
+    /// The file it arrived in, for the caller to rename.
+    File(PathBuf),
 }
 
 /// Collects a response body: in memory up to `IN_MEMORY_LIMIT`, then (when it was given a place
@@ -351,7 +351,7 @@ mod tests {
         let spill = dir.path().join("incoming.tmp");
         let mut small = BodySink::spilling_to(spill.clone());
         small.write(b"{}").unwrap();
-        assert!(small.finish("s".into()).memory().is_some());
+        assert!(matches!(small.finish("s".into()), PageBody::Memory { .. }));
         assert!(!spill.exists());
 
         let mut sink = BodySink::spilling_to(spill.clone());
@@ -360,7 +360,7 @@ mod tests {
         sink.write(&piece).unwrap();
         assert_eq!(sink.received(), piece.len() as u64 * 2);
         let body = sink.finish("s".into());
-        assert!(body.memory().is_none());
+        assert!(matches!(body, PageBody::File { .. }));
         assert_eq!(
             std::fs::metadata(&spill).unwrap().len(),
             piece.len() as u64 * 2
@@ -391,9 +391,9 @@ mod tests {
         sink.write(&vec![b'a'; IN_MEMORY_LIMIT + 1]).unwrap();
         sink.reset(0).unwrap();
         sink.write(b"{}").unwrap();
-        let mut body = sink.finish("s".into());
-        let path = body.take_file().unwrap();
-        drop(body);
+        let Kept::File(path) = sink.finish("s".into()).into_kept() else {
+            panic!("a body that passed the limit once stays in its file");
+        };
         assert_eq!(std::fs::read(&path).unwrap(), b"{}");
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::fsops;
-use crate::page_body::PageBody;
+use crate::page_body::{Kept, PageBody};
 use crate::state_dir::write_synced;
 use std::path::{Path, PathBuf};
 
@@ -37,13 +37,13 @@ impl PageSpool {
     /// Makes `body` durable as a new page: written beside (or already in a file beside, when it
     /// was large: `incoming_path`), fsynced, renamed into place and the folder flushed, so after
     /// a crash the page is either complete or not there at all.
-    pub fn keep(&self, mut body: PageBody) -> Result<SpooledPage> {
+    pub fn keep(&self, body: PageBody) -> Result<SpooledPage> {
         // uuid v7 sorts by time: recovery handles pages in the order they arrived.
         let name = format!("{PAGE_PREFIX}{}{PAGE_SUFFIX}", uuid::Uuid::now_v7());
         let path = self.dir.join(name);
         let io = |e: std::io::Error| EngineError::from_io(&self.dir, &e);
-        match body.take_file() {
-            Some(incoming) => {
+        match body.into_kept() {
+            Kept::File(incoming) => {
                 // Write access: FlushFileBuffers refuses a handle opened for reading (Windows).
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -52,10 +52,7 @@ impl PageSpool {
                     .and_then(|()| std::fs::rename(&incoming, &path))
                     .map_err(io)?;
             }
-            None => {
-                let bytes = body.memory().unwrap_or_default();
-                write_synced(&path, &mut &bytes[..]).map_err(io)?;
-            }
+            Kept::Memory(bytes) => write_synced(&path, &mut &bytes[..]).map_err(io)?,
         }
         fsops::sync_dir(&self.dir).map_err(io)?;
         Ok(SpooledPage { path })

@@ -95,8 +95,8 @@ pub(crate) fn judge<'a>(
     };
     let check = ContentCheck::new(system, cfg.validation_for(system));
     let (size, judgement) = match verify(wire, cfg.max_delivery_bytes, check)? {
-        Ok(checked) => checked,
-        Err(error) => {
+        Decoded::Intact { size, judgement } => (size, judgement),
+        Decoded::Refused(error) => {
             return Ok(Verdict::Refused {
                 system: Some(system),
                 error,
@@ -162,21 +162,29 @@ fn ready_record(
     }
 }
 
+/// What decoding a delivery's content found.
+enum Decoded {
+    /// Its size and the content check's judgement.
+    Intact { size: u64, judgement: Judgement },
+    /// Too large, not base64, or not the announced sha256.
+    Refused(EngineError),
+}
+
 /// Checks size, base64 and sha256 by decoding in a stream, feeding the same decoded bytes to the
-/// content check. Returns the decoded size and the check's judgement, or why the delivery is
-/// refused; the outer error is a failure to read its page back from the state folder.
+/// content check. An error is ours, not the delivery's: its page could not be read back from the
+/// state folder.
 fn verify(
     wire: &WireDelivery<'_>,
     max_bytes: u64,
     mut check: Option<ContentCheck>,
-) -> Result<Result<(u64, Judgement), EngineError>, EngineError> {
+) -> Result<Decoded, EngineError> {
     let invalid = |reason: String| EngineError::InvalidDelivery {
         id: wire.id.to_string(),
         reason,
     };
     let approximate = (wire.content.encoded_len() / 4) * 3;
     if approximate > max_bytes {
-        return Ok(Err(invalid(format!(
+        return Ok(Decoded::Refused(invalid(format!(
             "it is about {approximate} bytes, more than the limit of {max_bytes}"
         ))));
     }
@@ -193,20 +201,20 @@ fn verify(
     match decoded {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            return Ok(Err(invalid(e.to_string())));
+            return Ok(Decoded::Refused(invalid(e.to_string())));
         }
         Err(e) => return Err(EngineError::Internal(format!("delivery {}: {e}", wire.id))),
     }
     let actual = hex::encode(hasher.finalize());
     if !actual.eq_ignore_ascii_case(wire.sha256.trim()) {
-        return Ok(Err(EngineError::HashMismatch {
+        return Ok(Decoded::Refused(EngineError::HashMismatch {
             id: wire.id.to_string(),
             expected: wire.sha256.clone(),
             actual,
         }));
     }
-    Ok(Ok((
+    Ok(Decoded::Intact {
         size,
-        check.map_or(Judgement::Clean, ContentCheck::finish),
-    )))
+        judgement: check.map_or(Judgement::Clean, ContentCheck::finish),
+    })
 }
