@@ -225,7 +225,8 @@ namespace XFlowDelivery.Cmdlets
             }
             var message = $"The run did not stop within {ReleaseWaitMilliseconds / 1000.0:0.#} s: it is blocked in a file system or network call " +
                           $"and finishes in the background. Until it does, it holds the lock on the state folder '{statePath}', " +
-                          "so a run started there meanwhile ends at once with outcome Locked.";
+                          "so a run started there meanwhile ends at once with outcome Locked. If this PowerShell process ends first, " +
+                          "the run ends with it, and the next run recovers whatever it left unfinished.";
             // A stopped pipeline takes no more output; the console host still shows the warning.
             if (StopRequested) Host?.UI?.WriteWarningLine(message);
             else WriteWarning(message);
