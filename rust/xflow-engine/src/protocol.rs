@@ -73,7 +73,7 @@ impl std::fmt::Display for WireId {
 
 impl<'de> Deserialize<'de> for WireId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<WireId, D::Error> {
-        let (text, faithful) = d.deserialize_bytes(Text)?;
+        let (text, faithful) = d.deserialize_bytes(WireTextVisitor)?;
         Ok(WireId { text, faithful })
     }
 }
@@ -83,13 +83,13 @@ impl<'de> Deserialize<'de> for WireId {
 /// as WTF-8, and each lone surrogate becomes U+FFFD here instead of failing the page. Bytes that
 /// are not UTF-8 at all are refused, as for any string.
 fn wire_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
-    Ok(d.deserialize_bytes(Text)?.0)
+    Ok(d.deserialize_bytes(WireTextVisitor)?.0)
 }
 
-/// The text and whether it came without a lone surrogate.
-struct Text;
+/// Reads a JSON string as its text and whether it came without a lone surrogate.
+struct WireTextVisitor;
 
-impl serde::de::Visitor<'_> for Text {
+impl serde::de::Visitor<'_> for WireTextVisitor {
     type Value = (String, bool);
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a string")
@@ -113,16 +113,16 @@ fn inline_content<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Content<'a>, D::Error> {
     #[derive(Deserialize)]
-    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-    Ok(Content::Inline(Text::deserialize(d)?.0))
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Content::Inline(Borrowed::deserialize(d)?.0))
 }
 
 fn optional_wire_text<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
-    struct Text(#[serde(deserialize_with = "wire_text")] String);
-    Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+    struct WireText(#[serde(deserialize_with = "wire_text")] String);
+    Ok(Option::<WireText>::deserialize(d)?.map(|t| t.0))
 }
 
 /// WTF-8 (UTF-8 that may encode surrogates as ED A0..BF xx) to a String with one U+FFFD per
