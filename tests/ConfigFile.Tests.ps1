@@ -146,6 +146,27 @@ Describe 'Hand-edited configuration files' {
         $read.$Property | Should -Be $Expected
     }
 
+    It 'a file with an unknown member nested 200,000 deep is InvalidConfigFile, for the cmdlets and the task, not a crash' {
+        # A stack overflow would end the process with no error record and no exit code of ours, so
+        # the file is read in a child pwsh.
+        $f = New-ConfigFolders
+        New-ConfigFile -Folders $f | Out-Null
+        $text = [IO.File]::ReadAllText($f.Config)
+        [IO.File]::WriteAllText($f.Config, '{"extra":' + ('[' * 200000) + (']' * 200000) + ',' + $text.Substring($text.IndexOf('{') + 1))
+        $script = Join-Path $f.Root 'deep.ps1'
+        Set-Content -LiteralPath $script -Encoding utf8 -Value @'
+param($Manifest, $Config)
+Import-Module $Manifest
+try { Get-XFlowDeliveryConfig -Path $Config | Out-Null; 'NO ERROR' } catch { "ERRORID=$($_.FullyQualifiedErrorId)"; "MESSAGE=$($_.Exception.Message)" }
+"EXIT=$(Invoke-XFlowDelivery -ConfigPath $Config -AsScheduledTask)"
+'@
+        $result = Invoke-XFlowChildPwsh -ScriptPath $script -ArgumentList @((Get-XFlowModuleManifest), $f.Config)
+        $result.ExitCode | Should -Be 0 -Because $result.Output
+        $result.Output | Should -Match '(?m)^ERRORID=InvalidConfigFile,XFlowDelivery\.Cmdlets\.GetXFlowDeliveryConfigCommand\r?$'
+        $result.Output | Should -Match 'values nested more than 64 deep'
+        $result.Output | Should -Match '(?m)^EXIT=2\r?$' -Because 'the task reports a configuration problem (docs/monitoring.md)'
+    }
+
     It 'a run works from a file that leaves out every optional member' {
         Reset-XFlowSim -Sim $script:Sim
         $f = New-ConfigFolders

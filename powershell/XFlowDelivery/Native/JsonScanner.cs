@@ -210,20 +210,29 @@ namespace XFlowDelivery.Native
             return negative ? -value : value;
         }
 
-        /// <summary>Skips one value of any kind (a member this module does not read).</summary>
-        internal void SkipValue()
+        /// <summary>
+        /// Skips one value of any kind (a member this module does not read), nested at most
+        /// <see cref="MaxDepth"/> deep: deeper is a FormatException, never a stack overflow,
+        /// which no handler could catch.
+        /// </summary>
+        internal void SkipValue() => SkipValue(0);
+
+        /// <summary>Far deeper than any shape this module reads or writes.</summary>
+        private const int MaxDepth = 64;
+
+        private void SkipValue(int depth)
         {
             SkipWhitespace();
             switch (Peek())
             {
                 case '"': ReadString(); return;
                 case '{':
-                    _at++;
-                    for (bool first = true; NextMember(ref first) != null;) SkipValue();
+                    Enter(depth);
+                    for (bool first = true; NextMember(ref first) != null;) SkipValue(depth + 1);
                     return;
                 case '[':
-                    _at++;
-                    for (bool first = true; NextElement(ref first);) SkipValue();
+                    Enter(depth);
+                    for (bool first = true; NextElement(ref first);) SkipValue(depth + 1);
                     return;
                 case 't': Literal("true"); return;
                 case 'f': Literal("false"); return;
@@ -234,6 +243,13 @@ namespace XFlowDelivery.Native
                     if (_at == start) throw Problem("an unexpected character");
                     return;
             }
+        }
+
+        /// <summary>Steps into an object or array that sits <paramref name="depth"/> deep.</summary>
+        private void Enter(int depth)
+        {
+            if (depth == MaxDepth) throw Problem($"values nested more than {MaxDepth} deep");
+            _at++;
         }
 
         internal bool TryNull()
