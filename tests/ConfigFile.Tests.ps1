@@ -243,7 +243,7 @@ Describe 'The token value in files of every shape (read as bytes, never as a str
         $out[-1].Delivered | Should -Be 1
     }
 
-    It 'a file with two tokens, two token values, or a broken value, is refused by name' {
+    It 'a file with two tokens, two token values, a control character in the value, or a broken value, is refused by name' {
         $f = New-SlashConfig
         $twice = $f.Text.Replace('"token":', '"token":{"value":"QUJD"},"token2":')
         $twice = $twice.Replace('"token2":', '"token":')
@@ -255,6 +255,12 @@ Describe 'The token value in files of every shape (read as bytes, never as a str
         $err = { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand' -PassThru
         $err.Exception.Message | Should -BeLike '*a second token value*'
         $err.Exception.Message.Contains($script:SlashBase64) | Should -BeFalse -Because 'the error does not show the value'
+
+        # A raw control character inside the value: not JSON, refused before anything decodes it.
+        [IO.File]::WriteAllText($f.Config, $f.Text.Replace('"' + $script:SlashBase64 + '"', '"' + $script:SlashBase64.Insert(8, "`t") + '"'))
+        $err = { Get-XFlowDeliveryConfig -Path $f.Config } | Should -Throw -ErrorId 'InvalidConfigFile,XFlowDelivery.Cmdlets.GetXFlowDeliveryConfigCommand' -PassThru
+        $err.Exception.Message | Should -BeLike '*a control character in a string*'
+        $err.Exception.Message.Contains($script:SlashBase64.Substring(0, 8)) | Should -BeFalse -Because 'the error does not show the value'
 
         $broken = $f.Text.Replace('"' + $script:SlashBase64 + '"', '"' + $script:SlashBase64.Substring(1) + '"')
         [IO.File]::WriteAllText($f.Config, $broken)
